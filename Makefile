@@ -1,0 +1,58 @@
+# Weft. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -s -w -X github.com/weftiot/weft/internal/version.Version=$(VERSION) \
+	-X github.com/weftiot/weft/internal/version.Commit=$(COMMIT) \
+	-X github.com/weftiot/weft/internal/version.Date=$(DATE)
+CMDS := agent/cmd/weft-agent gateway/cmd/weft-gateway sim/cmd/weft-sim
+export CGO_ENABLED ?= 0
+
+.PHONY: help build test check bench demo release deps fuzz soak clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+build: ## build weft-agent, weft-gateway and weft-sim into ./bin
+	@mkdir -p $(BIN)
+	@for c in $(CMDS); do [ -d $$c ] || continue; \
+		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$(basename $$c) ./$$c || exit 1; done
+
+deps: ## install Mosquitto, Chromium, socat, mbpoll; build InfluxDB 1.8.3 once
+	@./.ci/deps >/dev/null
+
+test: ## install what the tests need, then run unit, integration, fuzz-smoke and browser tests
+	@set -e; eval "$$(./.ci/deps)"; export WEFT_MOSQUITTO WEFT_INFLUXD WEFT_CHROMIUM; \
+	$(MAKE) --no-print-directory build; \
+	WEFT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m ./... 2>&1 | tee test.log; \
+	status=$${PIPESTATUS[0]}; \
+	$(MAKE) --no-print-directory fuzz || status=1; \
+	echo; grep -E '^(ok|FAIL|---)' test.log | grep -v '^---.*PASS' | tail -60; \
+	exit $$status
+
+fuzz: ## run every fuzz target for a few seconds
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-5s} $$pkg >/dev/null || { echo "FAIL fuzz $$pkg $$f"; exit 1; }; \
+		done; done
+
+check: ## gofmt, go vet, and the race detector on the short tests
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	CGO_ENABLED=1 $(GO) test -race -short -count=1 ./...
+
+bench: ## run the Go benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: build ## run simulated PLCs, agents and the gateway with its dashboard (Ctrl-C stops)
+	@./deploy/demo/run.sh
+
+release: ## static binaries for linux amd64, arm64, arm/v7, 386 into dist/ with SHA-256 sums
+	@./deploy/release.sh
+
+clean: ## remove bin/ and dist/
+	rm -rf $(BIN) dist test.log

@@ -1,0 +1,12 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+)
+
+// browseOPCUACmd is not built yet; its issue owns it.
+func browseOPCUACmd(ctx context.Context, env Env) int {
+	fmt.Fprintln(env.Stderr, "weft-agent: this command is not built yet")
+	return 1
+}

@@ -1,0 +1,108 @@
+package wire
+
+// Status is the retained message on {prefix}/{site}/{agent}/status. The agent
+// publishes State "online" when it connects; its MQTT will publishes the same
+// message with State "offline".
+type Status struct {
+	V          int      `json:"v"`
+	Agent      string   `json:"agent"`
+	Site       string   `json:"site"`
+	State      string   `json:"state"` // "online" or "offline"
+	Version    string   `json:"version,omitempty"`
+	ConfigHash string   `json:"config_hash,omitempty"`
+	Started    int64    `json:"started,omitempty"` // ms since epoch
+	Devices    []string `json:"devices,omitempty"`
+	TS         int64    `json:"ts"` // ms since epoch
+}
+
+// Agent states carried by Status.State.
+const (
+	Online  = "online"
+	Offline = "offline"
+)
+
+// Health is published on {prefix}/{site}/{agent}/health every health interval
+// (not retained). It is what the fleet view shows about an agent.
+type Health struct {
+	V          int            `json:"v"`
+	Agent      string         `json:"agent"`
+	Site       string         `json:"site"`
+	TS         int64          `json:"ts"`
+	Version    string         `json:"version,omitempty"`
+	ConfigHash string         `json:"config_hash,omitempty"`
+	UptimeS    int64          `json:"uptime_s"`
+	Spool      SpoolHealth    `json:"spool"`
+	Forwarder  ForwardHealth  `json:"forwarder"`
+	Devices    []DeviceHealth `json:"devices"`
+}
+
+// SpoolHealth is the backlog of the agent's durable spool.
+type SpoolHealth struct {
+	Batches       int64  `json:"batches"`
+	Bytes         int64  `json:"bytes"`
+	Samples       int64  `json:"samples"`
+	OldestAgeMs   int64  `json:"oldest_age_ms"`
+	DroppedOldest uint64 `json:"dropped_oldest"` // samples dropped by drop_oldest or max_age
+	DroppedNewest uint64 `json:"dropped_newest"` // samples refused by drop_newest
+	LastSeq       uint64 `json:"last_seq"`
+}
+
+// ForwardHealth is the agent's link to the broker.
+type ForwardHealth struct {
+	Connected      bool   `json:"connected"`
+	PublishedBatch uint64 `json:"published_batches"`
+	PublishedSamp  uint64 `json:"published_samples"`
+	Reconnects     uint64 `json:"reconnects"`
+	LastError      string `json:"last_error,omitempty"`
+}
+
+// DeviceHealth is one device as its driver sees it.
+type DeviceHealth struct {
+	ID        string  `json:"id"`
+	Protocol  string  `json:"protocol"`
+	State     string  `json:"state"` // DeviceOK, DeviceDegraded or DeviceDown
+	Reads     uint64  `json:"reads"`
+	Errors    uint64  `json:"errors"`
+	Requests  uint64  `json:"requests,omitempty"` // protocol requests (Modbus PDUs, OPC UA Reads)
+	Overruns  uint64  `json:"overruns,omitempty"`
+	LatencyMs float64 `json:"latency_ms"` // last read's round trip
+	LastError string  `json:"last_error,omitempty"`
+	LastOK    int64   `json:"last_ok,omitempty"` // ms since epoch
+	Samples   uint64  `json:"samples"`
+}
+
+// Device states.
+const (
+	DeviceOK       = "ok"
+	DeviceDegraded = "degraded"
+	DeviceDown     = "down"
+)
+
+// Command is published by the gateway on {prefix}/{site}/{agent}/cmd/{name}.
+// The agent answers on {prefix}/{site}/{agent}/reply/{id}.
+type Command struct {
+	V    int    `json:"v"`
+	ID   string `json:"id"`
+	Name string `json:"name"` // CmdConfig, CmdStatus
+	// Config is the new configuration file (YAML text) for CmdConfig.
+	Config string `json:"config,omitempty"`
+	TS     int64  `json:"ts"`
+}
+
+// Command names.
+const (
+	CmdConfig = "config"
+	CmdStatus = "status"
+)
+
+// Reply answers one Command.
+type Reply struct {
+	V          int      `json:"v"`
+	ID         string   `json:"id"`
+	OK         bool     `json:"ok"`
+	Error      string   `json:"error,omitempty"`
+	Errors     []string `json:"errors,omitempty"` // config validation problems, one per line
+	ConfigHash string   `json:"config_hash,omitempty"`
+	Health     *Health  `json:"health,omitempty"` // for CmdStatus
+	TS         int64    `json:"ts"`
+}
