@@ -17,6 +17,8 @@ type Agent struct {
 	Metrics  Metrics            `yaml:"metrics"`
 	Profiles map[string]Profile `yaml:"profiles"`
 	Devices  []Device           `yaml:"devices"`
+
+	hash string // of the file it was loaded from; see Hash
 }
 
 // AgentSection names the agent.

@@ -9,6 +9,8 @@ type Gateway struct {
 	InfluxDB *InfluxDB      `yaml:"influxdb"` // nil: embedded recent-window store only
 	Auth     Auth           `yaml:"auth"`
 	Alerts   Alerts         `yaml:"alerts"`
+
+	hash string // of the file it was loaded from; see Hash
 }
 
 // GatewaySection names the gateway instance.
