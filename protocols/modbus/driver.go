@@ -1,0 +1,502 @@
+// Package modbus is the Modbus driver: TCP, RTU over TCP, RTU and ASCII over
+// a serial line, on top of github.com/goburrow/modbus. It plans a device's
+// reads into as few requests as the device allows, shares one connection and
+// one request queue among the devices of a serial line or a serial server, and
+// decodes every common register layout. docs/modbus.md is the field guide.
+package modbus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gb "github.com/goburrow/modbus"
+
+	"github.com/weftiot/weft/protocols"
+	"github.com/weftiot/weft/wire"
+)
+
+// Point is one configured point of a device.
+type Point struct {
+	Name string
+	PointConfig
+}
+
+// Defaults the driver applies to zero values (the config loader normally
+// applies them first).
+const (
+	DefaultUnit    = 1
+	DefaultTimeout = time.Second
+	DefaultRetries = 2
+	DefaultMaxGap  = 10
+)
+
+// busyBackoff is the first pause before retrying an exception 4, 5 or 6; it
+// doubles with every retry, capped at the request timeout.
+const busyBackoff = 50 * time.Millisecond
+
+// Driver is one Modbus device. It implements protocols.Driver and
+// protocols.Counter. Poll and the writes may be called from different
+// goroutines; requests to the device are serialised by its link.
+type Driver struct {
+	name    string
+	cfg     DeviceConfig
+	unit    byte
+	timeout time.Duration
+	retries int
+	lim     limits
+	points  []Point
+	spans   []span
+	codecs  []codec
+	byName  map[string]int
+
+	pool     *Pool
+	link     *link
+	packager gb.Packager
+	log      *slog.Logger
+	closed   sync.Once
+
+	pollMu sync.Mutex // one Poll at a time; guards regs
+	regs   [maxRegisters]uint16
+
+	mu    sync.Mutex // guards plan and stats
+	plan  []request
+	stats Stats
+
+	requests atomic.Uint64
+}
+
+// Stats are a device's counters since its Driver was made. Every request is
+// counted once per attempt (retries included).
+type Stats struct {
+	Requests uint64
+	// Errors counts failed requests of every kind; the kinds follow.
+	Errors     uint64
+	Timeouts   uint64
+	IO         uint64          // connection refused, reset or closed
+	Frames     uint64          // malformed or mismatched answers
+	Exceptions map[byte]uint64 // Modbus exceptions by code
+	// Splits counts merged requests split after exception 2 or 3.
+	Splits uint64
+	// BadValues counts NaN or infinite floats read from the device.
+	BadValues   uint64
+	LastError   string
+	LastErrorAt time.Time
+	// Round-trip times of answered requests (exceptions included).
+	LastRTT time.Duration
+	MaxRTT  time.Duration
+	MeanRTT time.Duration
+	answers uint64
+	rttSum  time.Duration
+}
+
+// newDriver checks a device's points and plans its reads. It does not dial.
+func newDriver(p *Pool, device string, cfg DeviceConfig, points []Point, t Target) (*Driver, error) {
+	d := &Driver{
+		name: device, cfg: cfg, pool: p,
+		unit: DefaultUnit, timeout: cfg.Timeout, retries: DefaultRetries,
+		lim:    limits{maxRegs: cfg.MaxRegistersPerRequest, maxBits: cfg.MaxBitsPerRequest, maxGap: DefaultMaxGap},
+		points: points,
+		byName: make(map[string]int, len(points)),
+	}
+	if cfg.Unit != nil {
+		if *cfg.Unit < 0 || *cfg.Unit > 255 {
+			return nil, fmt.Errorf("device %q: unit %d: want 0..247", device, *cfg.Unit)
+		}
+		d.unit = byte(*cfg.Unit)
+	}
+	if d.timeout <= 0 {
+		d.timeout = DefaultTimeout
+	}
+	if cfg.Retries != nil && *cfg.Retries >= 0 {
+		d.retries = *cfg.Retries
+	}
+	if d.lim.maxRegs <= 0 || d.lim.maxRegs > maxRegisters {
+		d.lim.maxRegs = maxRegisters
+	}
+	if d.lim.maxBits <= 0 || d.lim.maxBits > maxBits {
+		d.lim.maxBits = maxBits
+	}
+	if cfg.MaxGap != nil && *cfg.MaxGap >= 0 {
+		d.lim.maxGap = *cfg.MaxGap
+	}
+	d.log = p.log.With("device", device)
+	switch t.Scheme {
+	case "tcp":
+		h := &gb.TCPClientHandler{}
+		h.SlaveId = d.unit
+		d.packager = h
+	case "ascii":
+		h := &gb.ASCIIClientHandler{}
+		h.SlaveId = d.unit
+		d.packager = h
+	default:
+		h := &gb.RTUClientHandler{}
+		h.SlaveId = d.unit
+		d.packager = h
+	}
+	names := make([]string, len(points))
+	for i, pt := range points {
+		names[i] = pt.Name
+		if _, dup := d.byName[pt.Name]; dup {
+			return nil, fmt.Errorf("device %q: point %q is defined twice", device, pt.Name)
+		}
+		d.byName[pt.Name] = i
+		tb, ok := parseTable(pt.Table)
+		if !ok {
+			return nil, fmt.Errorf("device %q point %q: table %q: want coil, discrete, input or holding", device, pt.Name, pt.Table)
+		}
+		if pt.Address == nil || *pt.Address < 0 || *pt.Address > 65535 {
+			return nil, fmt.Errorf("device %q point %q: address: want 0..65535", device, pt.Name)
+		}
+		var c codec
+		s := span{table: tb, addr: *pt.Address, width: 1}
+		if tb.isBits() {
+			if pt.Type != "" && pt.Type != "bool" {
+				return nil, fmt.Errorf("device %q point %q: type %q: a %s is a single bit, use type bool", device, pt.Name, pt.Type, tb)
+			}
+			c = codec{kind: kBool}
+		} else {
+			typ := pt.Type
+			if typ == "" {
+				typ = "uint16"
+			}
+			var err error
+			if c, err = newCodec(typ, pt.Order, pt.Bit, pt.Length); err != nil {
+				return nil, fmt.Errorf("device %q point %q: %v", device, pt.Name, err)
+			}
+			s.width = c.registers()
+			if s.width > d.lim.maxRegs {
+				return nil, fmt.Errorf("device %q point %q: %d registers do not fit one request (max_registers_per_request %d)", device, pt.Name, s.width, d.lim.maxRegs)
+			}
+		}
+		if s.end() > 65536 {
+			return nil, fmt.Errorf("device %q point %q: address %d + %d registers passes 65535", device, pt.Name, s.addr, s.width)
+		}
+		d.spans = append(d.spans, s)
+		d.codecs = append(d.codecs, c)
+	}
+	d.plan = planRequests(d.spans, d.lim)
+	return d, nil
+}
+
+// Plan is the device's current request plan: the planned requests, with any
+// split the device forced by answering exception 2 or 3 to a merged request.
+func (d *Driver) Plan() []Request {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	names := make([]string, len(d.points))
+	for i, p := range d.points {
+		names[i] = p.Name
+	}
+	return exported(d.plan, d.spans, names)
+}
+
+// Requests is how many requests the driver sent (retries included).
+func (d *Driver) Requests() uint64 { return d.requests.Load() }
+
+// Stats returns a copy of the device's counters.
+func (d *Driver) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.stats
+	s.Requests = d.requests.Load()
+	s.Exceptions = make(map[byte]uint64, len(d.stats.Exceptions))
+	for k, v := range d.stats.Exceptions {
+		s.Exceptions[k] = v
+	}
+	if s.answers > 0 {
+		s.MeanRTT = s.rttSum / time.Duration(s.answers)
+	}
+	return s
+}
+
+// Connect opens the device's connection (shared with the other devices of
+// its line) if it is not open. Errors wrap protocols.ErrNotConnected.
+func (d *Driver) Connect(ctx context.Context) error {
+	if err := d.link.connect(ctx, d.timeout); err != nil {
+		return fmt.Errorf("device %q: connect %s: %w", d.name, d.link.target, err)
+	}
+	return nil
+}
+
+// Close leaves the shared connection; the last device to leave closes it.
+func (d *Driver) Close() error {
+	var err error
+	d.closed.Do(func() { err = d.pool.release(d.link) })
+	return err
+}
+
+// Poll reads every point once, one request of the plan at a time, and emits
+// one sample per point: good with the value, or bad (with the exception code
+// when there was one) when its request failed. It returns nil when at least
+// one request was answered. When the device cannot be reached (connection
+// refused or broken, or a request timed out after its retries) it stops,
+// emits the points not yet read as bad and returns an error wrapping
+// protocols.ErrNotConnected.
+func (d *Driver) Poll(ctx context.Context, emit protocols.Emit) error {
+	d.pollMu.Lock()
+	defer d.pollMu.Unlock()
+	d.mu.Lock()
+	plan := d.plan
+	d.mu.Unlock()
+
+	var (
+		answered bool
+		firstErr error
+		newPlan  []request
+		split    bool
+	)
+	for i, r := range plan {
+		kept, ok, err := d.pollRequest(ctx, r, emit)
+		newPlan = append(newPlan, kept...)
+		split = split || len(kept) != 1
+		answered = answered || ok
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		if err != nil && (errors.Is(err, protocols.ErrNotConnected) || errors.Is(err, ErrTimeout) || ctx.Err() != nil) {
+			ts := time.Now().UnixMilli()
+			for _, rest := range plan[i+1:] {
+				d.emitBad(rest, 0, ts, emit)
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !errors.Is(err, protocols.ErrNotConnected) {
+				err = fmt.Errorf("%w (%w)", err, protocols.ErrNotConnected)
+			}
+			return err
+		}
+	}
+	if split {
+		d.mu.Lock()
+		d.plan = newPlan
+		d.mu.Unlock()
+		d.log.Info("request plan narrowed after illegal-address answers", "requests", len(newPlan))
+	}
+	if answered || len(plan) == 0 {
+		return nil
+	}
+	return firstErr
+}
+
+// pollRequest reads one request, emits its points, and returns the requests
+// that replace it in the plan: itself, or the halves it was split into after
+// exception 2 or 3 (split again as deep as needed, within this poll).
+func (d *Driver) pollRequest(ctx context.Context, r request, emit protocols.Emit) (kept []request, answered bool, err error) {
+	data, err := d.read(ctx, r)
+	ts := time.Now().UnixMilli()
+	if err == nil {
+		d.emitData(r, data, ts, emit)
+		return []request{r}, true, nil
+	}
+	var ex *ExceptionError
+	if errors.As(err, &ex) && (ex.Code == 2 || ex.Code == 3) && len(r.points) > 1 {
+		d.mu.Lock()
+		d.stats.Splits++
+		d.mu.Unlock()
+		a, b := splitRequest(d.spans, r)
+		ka, oka, erra := d.pollRequest(ctx, a, emit)
+		if erra != nil && (errors.Is(erra, protocols.ErrNotConnected) || errors.Is(erra, ErrTimeout) || ctx.Err() != nil) {
+			d.emitBad(b, 0, ts, emit)
+			return append(ka, b), oka, erra
+		}
+		kb, okb, errb := d.pollRequest(ctx, b, emit)
+		if erra == nil {
+			erra = errb
+		}
+		if oka || okb {
+			erra = nil
+		}
+		return append(ka, kb...), oka || okb, erra
+	}
+	code := uint32(0)
+	if ex != nil {
+		code = uint32(ex.Code)
+	}
+	d.emitBad(r, code, ts, emit)
+	return []request{r}, false, err
+}
+
+func (d *Driver) emitBad(r request, code uint32, ts int64, emit protocols.Emit) {
+	for _, i := range r.points {
+		emit(wire.Sample{Device: d.name, Point: d.points[i].Name, Quality: wire.Bad, Code: code, TS: ts})
+	}
+}
+
+// emitData decodes the answer to r and emits its points.
+func (d *Driver) emitData(r request, data []byte, ts int64, emit protocols.Emit) {
+	if r.table.isBits() {
+		for _, i := range r.points {
+			off := d.spans[i].addr - r.start
+			v := data[off/8]>>(off%8)&1 == 1
+			emit(wire.Sample{Device: d.name, Point: d.points[i].Name, Value: wire.BoolValue(v), TS: ts})
+		}
+		return
+	}
+	regs := d.regs[:r.count]
+	for j := range regs {
+		regs[j] = binary.BigEndian.Uint16(data[2*j:])
+	}
+	for _, i := range r.points {
+		off := d.spans[i].addr - r.start
+		s := wire.Sample{Device: d.name, Point: d.points[i].Name, TS: ts}
+		v, err := d.codecs[i].decode(regs[off:])
+		if f, isFloat := v.Float(); err != nil || (v.Kind() == wire.Float && isFloat && (math.IsNaN(f) || math.IsInf(f, 0))) {
+			s.Quality = wire.Bad
+			d.mu.Lock()
+			d.stats.BadValues++
+			d.mu.Unlock()
+		} else {
+			s.Value = v
+		}
+		emit(s)
+	}
+}
+
+// read performs one planned read with retries and returns the raw data
+// bytes (registers big-endian, or packed bits).
+func (d *Driver) read(ctx context.Context, r request) ([]byte, error) {
+	start, count := uint16(r.start), uint16(r.count)
+	want := 2 * r.count
+	if r.table.isBits() {
+		want = (r.count + 7) / 8
+	}
+	data, err := d.exchange(ctx, func(c gb.Client) ([]byte, error) {
+		switch r.table {
+		case coil:
+			return c.ReadCoils(start, count)
+		case discrete:
+			return c.ReadDiscreteInputs(start, count)
+		case holding:
+			return c.ReadHoldingRegisters(start, count)
+		default:
+			return c.ReadInputRegisters(start, count)
+		}
+	}, want)
+	if err != nil {
+		return nil, fmt.Errorf("device %q unit %d: read %s %d..%d: %w", d.name, d.unit, r.table, r.start, r.start+r.count-1, err)
+	}
+	return data, nil
+}
+
+// exchange runs one request with retries: timeouts, bad frames and broken
+// connections are retried at once on a fresh connection (the link dropped
+// the old one); exceptions 4, 5 and 6 after a growing pause; anything else
+// is final. want is the expected answer length (-1: any).
+func (d *Driver) exchange(ctx context.Context, do func(gb.Client) ([]byte, error), want int) ([]byte, error) {
+	client := gb.NewClient2(d.packager, sendFunc(func(adu []byte) ([]byte, error) {
+		d.requests.Add(1)
+		return d.link.roundTrip(ctx, adu, d.timeout)
+	}))
+	backoff := busyBackoff
+	var err error
+	for attempt := 0; attempt <= d.retries; attempt++ {
+		t0 := time.Now()
+		var data []byte
+		data, err = do(client)
+		rtt := time.Since(t0)
+		err = d.classify(err)
+		if err == nil && want >= 0 && len(data) != want {
+			err = fmt.Errorf("%w: %d data bytes, want %d", ErrFrame, len(data), want)
+		}
+		d.record(err, rtt)
+		if err == nil {
+			return data, nil
+		}
+		var ex *ExceptionError
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.As(err, &ex):
+			if ex.Code != 4 && ex.Code != 5 && ex.Code != 6 {
+				return nil, err
+			}
+			if attempt < d.retries {
+				t := time.NewTimer(backoff)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return nil, ctx.Err()
+				}
+				backoff = min(2*backoff, d.timeout)
+			}
+		case errors.Is(err, ErrTimeout), errors.Is(err, ErrFrame):
+			// retry on the fresh connection
+		case errors.Is(err, protocols.ErrNotConnected):
+			// A connection that broke is redialled by the retry; one that
+			// cannot be opened is final.
+			var de *dialError
+			if errors.As(err, &de) {
+				return nil, err
+			}
+		default:
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// classify turns goburrow's errors into this package's.
+func (d *Driver) classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var me *gb.ModbusError
+	if errors.As(err, &me) {
+		return &ExceptionError{Function: me.FunctionCode &^ 0x80, Code: me.ExceptionCode}
+	}
+	if errors.Is(err, ErrTimeout) || errors.Is(err, ErrFrame) || errors.Is(err, protocols.ErrNotConnected) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	// goburrow's own checks of an answer it was given (length, CRC, count).
+	return fmt.Errorf("%w: %v", ErrFrame, err)
+}
+
+// record counts one attempt's outcome.
+func (d *Driver) record(err error, rtt time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := &d.stats
+	var ex *ExceptionError
+	answered := err == nil || errors.As(err, &ex)
+	if answered {
+		s.LastRTT = rtt
+		s.MaxRTT = max(s.MaxRTT, rtt)
+		s.answers++
+		s.rttSum += rtt
+	}
+	if err == nil {
+		return
+	}
+	s.Errors++
+	switch {
+	case ex != nil:
+		if s.Exceptions == nil {
+			s.Exceptions = map[byte]uint64{}
+		}
+		s.Exceptions[ex.Code]++
+	case errors.Is(err, ErrTimeout):
+		s.Timeouts++
+	case errors.Is(err, ErrFrame):
+		s.Frames++
+	default:
+		s.IO++
+	}
+	s.LastError = err.Error()
+	s.LastErrorAt = time.Now()
+}
+
+// sendFunc adapts a function to goburrow's Transporter.
+type sendFunc func([]byte) ([]byte, error)
+
+func (f sendFunc) Send(adu []byte) ([]byte, error) { return f(adu) }
