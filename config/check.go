@@ -143,9 +143,10 @@ func (c *checker) hostPort(path, val, example string) {
 
 // secretFile reads a password_file or token_file into *dst. The file's path
 // is relative to the config file's directory; one trailing newline (\n or
-// \r\n) is removed.
+// \r\n) is removed. When *dst is already set the rules have reported that
+// both are given, and the file is not read.
 func (c *checker) secretFile(path, file string, dst *string) {
-	if file == "" {
+	if file == "" || *dst != "" {
 		return
 	}
 	if !filepath.IsAbs(file) {

@@ -134,14 +134,17 @@ func (c *checker) device(a *Agent, dev *Device, dp string, ids map[string]string
 		}
 	}
 	if proto == "" && dev.Protocol == "" && (profile == nil || profile.Protocol == "") {
+		// A section that is written but failed to decode still says
+		// which protocol is meant.
+		hasModbus, hasOPCUA := c.set(dp+".modbus"), c.set(dp+".opcua")
 		switch {
-		case dev.Modbus != nil && dev.OPCUA == nil:
+		case hasModbus && !hasOPCUA:
 			proto, from = "modbus", "its modbus section"
-		case dev.OPCUA != nil && dev.Modbus == nil:
+		case hasOPCUA && !hasModbus:
 			proto, from = "opcua", "its opcua section"
-		case dev.Modbus == nil && dev.OPCUA == nil && dev.Profile == "":
+		case !hasModbus && !hasOPCUA && dev.Profile == "":
 			c.bad(dp+".protocol", "missing; add protocol: modbus with a modbus: section, protocol: opcua with an opcua: section, or a profile")
-		case dev.Modbus != nil && dev.OPCUA != nil:
+		case hasModbus && hasOPCUA:
 			c.badKey(dp+".opcua", "a device has one protocol; it has both a modbus and an opcua section, remove one")
 		}
 	}
@@ -154,7 +157,15 @@ func (c *checker) device(a *Agent, dev *Device, dp string, ids map[string]string
 		if dev.Modbus == nil {
 			c.bad(dp+".modbus", "missing; a modbus device needs a modbus: section with at least target")
 		} else {
-			c.fieldErrors(dev.Modbus.Validate(), func(k string) string { return join(dp+".modbus", k) })
+			mp := dp + ".modbus"
+			c.fieldErrors(dev.Modbus.Validate(), func(k string) string { return join(mp, k) })
+			// 0 is "use the default" to the driver; written out, it is a mistake.
+			if c.set(mp+".max_registers_per_request") && dev.Modbus.MaxRegistersPerRequest == 0 {
+				c.bad(mp+".max_registers_per_request", "0 is out of range; allowed 1..125")
+			}
+			if c.set(mp+".max_bits_per_request") && dev.Modbus.MaxBitsPerRequest == 0 {
+				c.bad(mp+".max_bits_per_request", "0 is out of range; allowed 1..2000")
+			}
 		}
 		if dev.OPCUA != nil {
 			c.badKey(dp+".opcua", "an opcua section on a modbus device (the protocol comes from %s); remove it", from)
@@ -301,16 +312,28 @@ func (c *checker) point(p *Point, proto string, dev *Device, src func(string) st
 	if p.Scale != nil && *p.Scale == 0 {
 		c.bad(src("scale"), "0 would turn every value into the offset; allowed any other number (leave it out for 1)")
 	}
+	foreign, own := false, false
 	for other, keys := range protocolKeys {
-		if other == proto || proto == "" {
+		if proto == "" {
 			continue
 		}
 		for _, k := range keys {
-			if c.set(src(k)) {
-				c.badKey(src(k), "%s is a key of %s points, but this is a %s point; allowed for %s: %s",
-					k, other, proto, proto, strings.Join(protocolKeys[proto], ", "))
+			if !c.set(src(k)) {
+				continue
 			}
+			if other == proto {
+				own = true
+				continue
+			}
+			foreign = true
+			c.badKey(src(k), "%s is a key of %s points, but this is a %s point; allowed for %s: %s",
+				k, other, proto, proto, strings.Join(protocolKeys[proto], ", "))
 		}
+	}
+	if foreign && !own {
+		// A point written wholly for the other protocol: one message
+		// says so; listing every missing key would bury it.
+		return
 	}
 	switch proto {
 	case "modbus":
