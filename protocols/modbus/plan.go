@@ -5,7 +5,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
 )
 
 // Protocol limits of one read request.
@@ -188,8 +187,8 @@ func exported(plan []request, spans []span, names []string) []Request {
 // `weft-agent once --plan`:
 //
 //	device "dye1": 14 points in 3 requests, 4 addresses read through as gaps
-//	  #  table    start  count  gap  points
-//	  1  coil         0      5    0  pump, heat_valve, cool_valve, drain_valve, fill_valve
+//	    #  table    start count   gap  points
+//	    1  coil         0     5     0  pump, heat_valve, cool_valve, fill_valve, drain_valve
 func WritePlan(w io.Writer, device string, plan []Request) {
 	points, gaps := 0, 0
 	for _, r := range plan {
@@ -197,10 +196,8 @@ func WritePlan(w io.Writer, device string, plan []Request) {
 		gaps += r.Gap
 	}
 	fmt.Fprintf(w, "device %q: %d points in %d requests, %d addresses read through as gaps\n", device, points, len(plan), gaps)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "#\ttable\tstart\tcount\tgap\t\tpoints")
+	fmt.Fprintf(w, "  %3s  %-8s %5s %5s %5s  %s\n", "#", "table", "start", "count", "gap", "points")
 	for i, r := range plan {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t\t%s\n", i+1, r.Table, r.Start, r.Count, r.Gap, strings.Join(r.Points, ", "))
+		fmt.Fprintf(w, "  %3d  %-8s %5d %5d %5d  %s\n", i+1, r.Table, r.Start, r.Count, r.Gap, strings.Join(r.Points, ", "))
 	}
-	tw.Flush()
 }

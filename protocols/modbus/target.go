@@ -56,6 +56,9 @@ func ParseTarget(s string) (Target, error) {
 		if host == "" {
 			return Target{}, fmt.Errorf("target %q: missing host", s)
 		}
+		if strings.ContainsAny(host, "[] \t\r\n") || (strings.Contains(host, ":") && net.ParseIP(host) == nil) {
+			return Target{}, fmt.Errorf("target %q: host %q: want a name, an IPv4 address or a bracketed IPv6 address", s, host)
+		}
 		p, err := strconv.Atoi(port)
 		if err != nil || p < 1 || p > 65535 {
 			return Target{}, fmt.Errorf("target %q: port %q: want 1..65535", s, port)

@@ -168,8 +168,10 @@ func (p *PointConfig) AddressCount() int {
 func (p *PointConfig) Validate() []protocols.FieldError {
 	var errs []protocols.FieldError
 	bits := p.Table == "coil" || p.Table == "discrete"
+	tableOK := false
 	switch p.Table {
 	case "coil", "discrete", "input", "holding":
+		tableOK = true
 	case "":
 		errs = append(errs, cfgFieldErr("table", "missing; allowed %s", cfgTables))
 	default:
@@ -188,7 +190,7 @@ func (p *PointConfig) Validate() []protocols.FieldError {
 		// bool is the only type of a coil or discrete input: the default.
 	case p.Type == "":
 		typeOK = false
-		if p.Table != "" {
+		if tableOK {
 			errs = append(errs, cfgFieldErr("type", "missing; allowed %s", cfgTypes))
 		}
 	case p.Type == "bool":
