@@ -25,20 +25,24 @@ deps: ## install Mosquitto, Chromium, socat, mbpoll; build InfluxDB 1.8.3 once
 	@./.ci/deps >/dev/null
 
 test: ## install what the tests need, then run unit, integration, fuzz-smoke and browser tests
-	@set -e; eval "$$(./.ci/deps)"; export WEFT_MOSQUITTO WEFT_INFLUXD WEFT_CHROMIUM; \
+	@set -e; deps=$$(./.ci/deps); eval "$$deps"; export WEFT_MOSQUITTO WEFT_INFLUXD WEFT_CHROMIUM; \
 	$(MAKE) --no-print-directory build; \
 	WEFT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 40m ./... 2>&1 | tee test.log; \
 	status=$${PIPESTATUS[0]}; \
 	$(MAKE) --no-print-directory fuzz || status=1; \
-	echo; grep -E '^(ok|FAIL|---)' test.log | grep -v '^---.*PASS' | tail -60; \
+	echo; echo "== go test summary (full log: test.log)"; \
+	grep -E '^(ok|FAIL|--- FAIL|panic:)' test.log | tail -80; \
 	exit $$status
 
-fuzz: ## run every fuzz target for a few seconds
-	@set -e; for pkg in $$($(GO) list ./...); do \
+fuzz: ## run every fuzz target for a few seconds (FUZZTIME=5s); a failure prints the crasher
+	@set -e; out=$$(mktemp); trap 'rm -f $$out' EXIT; status=0; \
+	for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$f"; \
-			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-5s} $$pkg >/dev/null || { echo "FAIL fuzz $$pkg $$f"; exit 1; }; \
-		done; done
+			if ! $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-5s} $$pkg >$$out 2>&1; then \
+				cat $$out; echo "FAIL fuzz $$pkg $$f (the failing input is under that package's testdata/fuzz/$$f)"; status=1; \
+			fi; \
+		done; done; exit $$status
 
 check: ## gofmt, go vet, and the race detector on the short tests
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
