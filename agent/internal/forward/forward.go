@@ -1,0 +1,533 @@
+// Package forward publishes the spool to the MQTT broker and carries the
+// agent's other messages (status, health, replies) and its commands.
+//
+// Delivery. Every batch is published with QoS 1 and deleted from the spool
+// only when the broker's PUBACK completes its token. Up to MaxInflight batches
+// are in flight at once, published in sequence order, so the first
+// transmission of each batch is in order.
+//
+// Reconnects and paho's store. The session is persistent (CleanSession
+// false), so the broker keeps the agent's command subscription and queues
+// commands while it is away. But paho's own resend of unacknowledged
+// publishes on reconnect replaces each original token with a new one and
+// completes the original without error before the resent copy is
+// acknowledged: acking the spool on that completion could lose a batch in a
+// crash. So the forwarder does not use paho's reconnect: it owns the
+// connection loop (backoff with jitter) and builds a fresh paho client for
+// each connection, whose store starts empty. After a reconnect it resends
+// every unacknowledged batch from the head of the spool, in order, then goes
+// on with the backlog at full speed. The spool is the only store. Batches in
+// flight when a connection dropped may reach the broker twice; the gateway
+// sees the repeated sequence number, and the source timestamps make the
+// repeated write land on the same points.
+package forward
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/weftiot/weft/agent/internal/spool"
+	"github.com/weftiot/weft/wire"
+)
+
+// Spool is what the forwarder needs of the spool.
+type Spool interface {
+	Peek(after uint64, max int) ([]spool.Entry, error)
+	Ack(seqs ...uint64) error
+	Notify() <-chan struct{}
+}
+
+// Options configure a Forwarder.
+type Options struct {
+	Broker   string // tcp://, ssl://, tls://, mqtts://, ws://, wss://
+	ClientID string
+	Username string
+	Password string
+	TLS      *tls.Config // nil: no TLS unless the scheme asks for it
+	// KeepAlive is the MQTT keepalive (default 30s).
+	KeepAlive time.Duration
+	// MaxInflight is how many batches may await PUBACK at once (default 32).
+	MaxInflight int
+	// ConnectTimeout bounds one connection attempt (default 10s).
+	ConnectTimeout time.Duration
+	// BackoffMin and BackoffMax bound the wait between connection attempts
+	// (defaults 1s and 30s), doubling, with jitter.
+	BackoffMin, BackoffMax time.Duration
+	// FlushTimeout is how long Run keeps publishing the backlog after its
+	// context ends (default 5s).
+	FlushTimeout time.Duration
+
+	DataTopic   string
+	StatusTopic string
+	// Online returns the retained status published on every connection;
+	// the will publishes Offline(Online()) if the connection dies.
+	Online func() wire.Status
+	// CmdFilter is subscribed on every connection; OnCommand receives what
+	// arrives on it (in its own goroutine; it may publish).
+	CmdFilter string
+	OnCommand func(topic string, payload []byte)
+	// OnConnect, when set, is called after each successful connection and
+	// the online status (for example to publish health at once).
+	OnConnect func()
+
+	Logger *slog.Logger
+}
+
+// Forwarder moves the spool to the broker. Run it once.
+type Forwarder struct {
+	sp   Spool
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	client mqtt.Client // of the current connection; nil when down
+
+	connected      atomic.Bool
+	connects       atomic.Uint64
+	publishedBatch atomic.Uint64
+	publishedSamp  atomic.Uint64
+	errMu          sync.Mutex
+	lastErr        string
+	connectedAt    atomic.Int64 // ms since epoch of the last successful connect
+	connectedCh    chan struct{}
+
+	// pendingAck holds batches PUBACKed whose spool Ack has not committed
+	// yet, so that a resend after reconnect skips them.
+	ackMu      sync.Mutex
+	pendingAck map[uint64]bool
+	ackQueue   []uint64
+	ackKick    chan struct{}
+}
+
+// New makes a Forwarder of sp.
+func New(sp Spool, opts Options) *Forwarder {
+	if opts.KeepAlive <= 0 {
+		opts.KeepAlive = 30 * time.Second
+	}
+	if opts.MaxInflight <= 0 {
+		opts.MaxInflight = 32
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 10 * time.Second
+	}
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = time.Second
+	}
+	if opts.BackoffMax < opts.BackoffMin {
+		opts.BackoffMax = max(30*time.Second, opts.BackoffMin)
+	}
+	if opts.FlushTimeout <= 0 {
+		opts.FlushTimeout = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Forwarder{
+		sp: sp, opts: opts, log: opts.Logger,
+		pendingAck:  map[uint64]bool{},
+		ackKick:     make(chan struct{}, 1),
+		connectedCh: make(chan struct{}),
+	}
+}
+
+// Health is the forwarder's part of the agent's health.
+func (f *Forwarder) Health() wire.ForwardHealth {
+	f.errMu.Lock()
+	defer f.errMu.Unlock()
+	n := f.connects.Load()
+	return wire.ForwardHealth{
+		Connected:      f.connected.Load(),
+		PublishedBatch: f.publishedBatch.Load(),
+		PublishedSamp:  f.publishedSamp.Load(),
+		Reconnects:     max(n, 1) - 1,
+		LastError:      f.lastErr,
+	}
+}
+
+// Connected reports whether the broker connection is up.
+func (f *Forwarder) Connected() bool { return f.connected.Load() }
+
+// ConnectedAt is when the current or last connection came up (zero: never).
+func (f *Forwarder) ConnectedAt() time.Time {
+	ms := f.connectedAt.Load()
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+// ErrNotConnected is returned by Publish while the broker is unreachable.
+var ErrNotConnected = errors.New("not connected to the broker")
+
+// Publish sends one message on the current connection and waits up to wait
+// for its acknowledgement (QoS 1) or its write (QoS 0).
+func (f *Forwarder) Publish(topic string, qos byte, retained bool, payload []byte, wait time.Duration) error {
+	f.mu.Lock()
+	c := f.client
+	f.mu.Unlock()
+	if c == nil || !f.connected.Load() {
+		return ErrNotConnected
+	}
+	tok := c.Publish(topic, qos, retained, payload)
+	if !tok.WaitTimeout(wait) {
+		return fmt.Errorf("publish %s: no acknowledgement within %v", topic, wait)
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("publish %s: %w", topic, err)
+	}
+	return nil
+}
+
+// PublishStatus publishes the retained online status again (after a
+// config change, or on a rebirth command).
+func (f *Forwarder) PublishStatus() error {
+	if f.opts.Online == nil {
+		return nil
+	}
+	b, err := jsonMarshal(f.opts.Online())
+	if err != nil {
+		return err
+	}
+	return f.Publish(f.opts.StatusTopic, 1, true, b, 10*time.Second)
+}
+
+func (f *Forwarder) setErr(err error) {
+	f.errMu.Lock()
+	f.lastErr = err.Error()
+	f.errMu.Unlock()
+}
+
+// errStop ends a session because Run is finishing.
+var errStop = errors.New("stopping")
+
+// Run connects, publishes the spool and keeps reconnecting until ctx ends.
+// Then it goes on publishing the backlog for up to FlushTimeout (if it is
+// connected), publishes the offline status and disconnects.
+func (f *Forwarder) Run(ctx context.Context) error {
+	ackDone := make(chan struct{})
+	ackCtx, stopAcks := context.WithCancel(context.Background())
+	go func() {
+		defer close(ackDone)
+		f.ackLoop(ackCtx)
+	}()
+	defer func() {
+		stopAcks()
+		<-ackDone
+	}()
+
+	attempt := 0
+	for ctx.Err() == nil {
+		if attempt > 0 {
+			if !sleep(ctx, backoff(attempt, f.opts.BackoffMin, f.opts.BackoffMax)) {
+				break
+			}
+		}
+		c, lost, err := f.connect(ctx)
+		if err != nil {
+			attempt++
+			f.setErr(err)
+			if attempt == 1 || attempt%10 == 0 {
+				f.log.Warn("broker unreachable; collecting into the spool and retrying", "broker", f.opts.Broker, "attempt", attempt, "err", err)
+			}
+			continue
+		}
+		attempt = 0
+		err = f.session(ctx, c, lost)
+		f.mu.Lock()
+		f.client = nil
+		f.mu.Unlock()
+		f.connected.Store(false)
+		if errors.Is(err, errStop) {
+			f.goOffline(c)
+			return nil
+		}
+		f.setErr(err)
+		f.log.Warn("broker connection lost; resending unacknowledged batches after reconnect", "err", err)
+		c.Disconnect(0)
+		attempt = 1
+	}
+	return nil
+}
+
+func (f *Forwarder) goOffline(c mqtt.Client) {
+	if f.opts.Online != nil {
+		st := f.opts.Online()
+		st.State = wire.Offline
+		st.TS = time.Now().UnixMilli()
+		if b, err := jsonMarshal(st); err == nil {
+			tok := c.Publish(f.opts.StatusTopic, 1, true, b)
+			tok.WaitTimeout(2 * time.Second)
+		}
+	}
+	c.Disconnect(500)
+}
+
+// connect makes one paho client and connects it once.
+func (f *Forwarder) connect(ctx context.Context) (mqtt.Client, <-chan error, error) {
+	lost := make(chan error, 1)
+	o := mqtt.NewClientOptions().
+		AddBroker(f.opts.Broker).
+		SetClientID(f.opts.ClientID).
+		SetCleanSession(false).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetKeepAlive(f.opts.KeepAlive).
+		SetPingTimeout(min(f.opts.KeepAlive, 10*time.Second)).
+		SetConnectTimeout(f.opts.ConnectTimeout).
+		SetWriteTimeout(f.opts.ConnectTimeout).
+		SetOrderMatters(false).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		})
+	if f.opts.Username != "" {
+		o.SetUsername(f.opts.Username)
+		o.SetPassword(f.opts.Password)
+	}
+	if f.opts.TLS != nil {
+		o.SetTLSConfig(f.opts.TLS)
+	}
+	if f.opts.Online != nil {
+		st := f.opts.Online()
+		st.State = wire.Offline
+		if b, err := jsonMarshal(st); err == nil {
+			o.SetBinaryWill(f.opts.StatusTopic, b, 1, true)
+		}
+	}
+	if f.opts.OnCommand != nil {
+		handler := func(_ mqtt.Client, m mqtt.Message) {
+			m.Ack()
+			f.opts.OnCommand(m.Topic(), m.Payload())
+		}
+		// Commands queued by the broker for this session can arrive before
+		// the subscription below is made: the default handler takes them.
+		o.SetDefaultPublishHandler(handler)
+	}
+	c := mqtt.NewClient(o)
+	tok := c.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		go func() { <-tok.Done(); c.Disconnect(0) }()
+		return nil, nil, ctx.Err()
+	}
+	if err := tok.Error(); err != nil {
+		return nil, nil, fmt.Errorf("connect %s as %q: %w", f.opts.Broker, f.opts.ClientID, err)
+	}
+	return c, lost, nil
+}
+
+type ack struct {
+	seq     uint64
+	samples int
+	err     error
+}
+
+// session publishes the spool on one connection until it is lost (an
+// error) or ctx ends and the backlog is flushed or FlushTimeout passes
+// (errStop).
+func (f *Forwarder) session(ctx context.Context, c mqtt.Client, lost <-chan error) error {
+	sctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	if f.opts.Online != nil {
+		b, err := jsonMarshal(f.opts.Online())
+		if err != nil {
+			return err
+		}
+		if tok := c.Publish(f.opts.StatusTopic, 1, true, b); !tok.WaitTimeout(f.opts.ConnectTimeout) || tok.Error() != nil {
+			return fmt.Errorf("publish online status: %v", tokErr(tok))
+		}
+	}
+	if f.opts.CmdFilter != "" && f.opts.OnCommand != nil {
+		tok := c.Subscribe(f.opts.CmdFilter, 1, nil)
+		if !tok.WaitTimeout(f.opts.ConnectTimeout) || tok.Error() != nil {
+			return fmt.Errorf("subscribe %s: %v", f.opts.CmdFilter, tokErr(tok))
+		}
+	}
+	f.mu.Lock()
+	f.client = c
+	f.mu.Unlock()
+	f.connected.Store(true)
+	if f.connects.Add(1) > 1 {
+		f.log.Info("broker connection restored", "broker", f.opts.Broker)
+	} else {
+		f.log.Info("connected to the broker", "broker", f.opts.Broker)
+	}
+	f.connectedAt.Store(time.Now().UnixMilli())
+	if f.opts.OnConnect != nil {
+		go f.opts.OnConnect()
+	}
+
+	acks := make(chan ack, f.opts.MaxInflight)
+	inflight := 0
+	var highest uint64 // resend everything unacknowledged, from the head
+	stopping := ctx.Done()
+	var deadline <-chan time.Time
+	safety := time.NewTicker(time.Second)
+	defer safety.Stop()
+	for {
+		idle := false
+		if room := f.opts.MaxInflight - inflight; room > 0 {
+			entries, err := f.sp.Peek(highest, room)
+			if err != nil {
+				f.setErr(err)
+				f.log.Error("forwarder: reading the spool", "err", err)
+			}
+			for _, e := range entries {
+				highest = e.Seq
+				if f.isPendingAck(e.Seq) {
+					continue
+				}
+				tok := c.Publish(f.opts.DataTopic, 1, false, e.Data)
+				inflight++
+				go func(seq uint64, samples int) {
+					select {
+					case <-tok.Done():
+					case <-sctx.Done():
+						return
+					}
+					select {
+					case acks <- ack{seq, samples, tok.Error()}:
+					case <-sctx.Done():
+					}
+				}(e.Seq, e.Samples)
+			}
+			idle = len(entries) == 0 && err == nil
+		}
+		if deadline != nil && idle && inflight == 0 {
+			return errStop // flushed
+		}
+		select {
+		case a := <-acks:
+			inflight--
+			var done []uint64
+			var failed error
+			for more := true; more; {
+				if a.err != nil {
+					failed = a.err
+				} else {
+					done = append(done, a.seq)
+					f.publishedBatch.Add(1)
+					f.publishedSamp.Add(uint64(a.samples))
+				}
+				select {
+				case a = <-acks:
+					inflight--
+				default:
+					more = false
+				}
+			}
+			f.queueAck(done)
+			if failed != nil {
+				return fmt.Errorf("publish: %w", failed)
+			}
+		case <-f.sp.Notify():
+		case <-safety.C:
+		case err := <-lost:
+			return fmt.Errorf("connection lost: %w", err)
+		case <-stopping:
+			stopping = nil
+			deadline = time.After(f.opts.FlushTimeout)
+		case <-deadline:
+			f.log.Warn("forwarder: flush deadline reached; the rest stays in the spool", "in_flight", inflight)
+			return errStop
+		}
+	}
+}
+
+func tokErr(t mqtt.Token) error {
+	if err := t.Error(); err != nil {
+		return err
+	}
+	return errors.New("timed out")
+}
+
+func (f *Forwarder) isPendingAck(seq uint64) bool {
+	f.ackMu.Lock()
+	defer f.ackMu.Unlock()
+	return f.pendingAck[seq]
+}
+
+func (f *Forwarder) queueAck(seqs []uint64) {
+	if len(seqs) == 0 {
+		return
+	}
+	f.ackMu.Lock()
+	for _, s := range seqs {
+		f.pendingAck[s] = true
+	}
+	f.ackQueue = append(f.ackQueue, seqs...)
+	f.ackMu.Unlock()
+	select {
+	case f.ackKick <- struct{}{}:
+	default:
+	}
+}
+
+// ackLoop deletes acknowledged batches from the spool, many per commit, so
+// that publishing never waits for an fsync. It drains what is queued before
+// returning.
+func (f *Forwarder) ackLoop(ctx context.Context) {
+	for {
+		f.ackMu.Lock()
+		seqs := f.ackQueue
+		f.ackQueue = nil
+		f.ackMu.Unlock()
+		if len(seqs) > 0 {
+			if err := f.sp.Ack(seqs...); err != nil {
+				f.setErr(err)
+				f.log.Error("forwarder: acknowledging in the spool; those batches will be sent again", "batches", len(seqs), "err", err)
+			}
+			f.ackMu.Lock()
+			for _, s := range seqs {
+				delete(f.pendingAck, s)
+			}
+			f.ackMu.Unlock()
+			continue
+		}
+		select {
+		case <-f.ackKick:
+		case <-ctx.Done():
+			f.ackMu.Lock()
+			n := len(f.ackQueue)
+			f.ackMu.Unlock()
+			if n == 0 {
+				return
+			}
+		}
+	}
+}
+
+// backoff is the wait before attempt n+1: min·2^(n-1), capped, with jitter
+// in [½, 1] of it.
+func backoff(n int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 1; i < n && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,145 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/weftiot/weft/agent/internal/collect"
+	"github.com/weftiot/weft/agent/internal/pipeline"
+	"github.com/weftiot/weft/config"
+	"github.com/weftiot/weft/protocols"
+	"github.com/weftiot/weft/protocols/modbus"
+	"github.com/weftiot/weft/protocols/opcua"
+	"github.com/weftiot/weft/wire"
+)
+
+// collection is the side of the agent a new config replaces: the drivers,
+// their scheduler and the pipeline into the spool.
+type collection struct {
+	pool    *modbus.Pool
+	batcher *pipeline.Batcher
+	coll    *collect.Collector
+	filters []*pipeline.Filter
+	broken  []wire.DeviceHealth // devices whose driver could not be made
+	devices []string
+}
+
+// Driver is one configured device's driver, ready to connect.
+type Driver struct {
+	ID       string
+	Protocol string
+	Interval time.Duration
+	Driver   protocols.Driver
+	Rules    map[string]pipeline.Rule
+}
+
+// Drivers makes the driver of every enabled device of cfg. A device whose
+// driver cannot be made is reported in failed (and left out), so one bad
+// device does not keep the others from running.
+func Drivers(cfg *config.Agent, pool *modbus.Pool, logger *slog.Logger) (drivers []Driver, failed []wire.DeviceHealth) {
+	for _, dev := range cfg.Devices {
+		if dev.Disabled {
+			continue
+		}
+		d, err := makeDriver(cfg, dev, pool, logger)
+		if err != nil {
+			logger.Error("device left out: its driver could not be made", "device", dev.ID, "err", err)
+			failed = append(failed, wire.DeviceHealth{ID: dev.ID, Protocol: dev.Protocol, State: wire.DeviceDown, Errors: 1, LastError: err.Error()})
+			continue
+		}
+		drivers = append(drivers, d)
+	}
+	return drivers, failed
+}
+
+func makeDriver(cfg *config.Agent, dev config.Device, pool *modbus.Pool, logger *slog.Logger) (Driver, error) {
+	d := Driver{ID: dev.ID, Protocol: dev.Protocol, Interval: dev.Interval, Rules: map[string]pipeline.Rule{}}
+	for _, p := range dev.Points {
+		hb := p.Heartbeat
+		if hb <= 0 {
+			hb = dev.Heartbeat
+		}
+		d.Rules[p.Name] = pipeline.Rule{Scale: p.Scale, Offset: p.Offset, Deadband: p.Deadband, DeadbandPercent: p.DeadbandPercent, Heartbeat: hb}
+	}
+	switch dev.Protocol {
+	case "modbus":
+		if dev.Modbus == nil {
+			return d, fmt.Errorf("device %q: no modbus section", dev.ID)
+		}
+		pts := make([]modbus.Point, len(dev.Points))
+		for i, p := range dev.Points {
+			pts[i] = modbus.Point{Name: p.Name, PointConfig: p.Modbus}
+		}
+		drv, err := pool.Driver(dev.ID, *dev.Modbus, pts)
+		if err != nil {
+			return d, err
+		}
+		d.Driver = drv
+	case "opcua":
+		if dev.OPCUA == nil {
+			return d, fmt.Errorf("device %q: no opcua section", dev.ID)
+		}
+		pts := make([]opcua.Point, len(dev.Points))
+		for i, p := range dev.Points {
+			pts[i] = opcua.Point{Name: p.Name, PointConfig: p.OPCUA, Deadband: p.Deadband, DeadbandPercent: p.DeadbandPercent}
+		}
+		drv, err := opcua.New(dev.ID, *dev.OPCUA, pts, cfg.Agent.DataDir, logger)
+		if err != nil {
+			return d, err
+		}
+		d.Driver = drv
+	default:
+		return d, fmt.Errorf("device %q: unknown protocol %q", dev.ID, dev.Protocol)
+	}
+	return d, nil
+}
+
+// startCollection starts polling every device of cfg into app at once.
+func startCollection(ctx context.Context, cfg *config.Agent, app pipeline.Appender, copts collect.Options, logger *slog.Logger) *collection {
+	c := &collection{pool: modbus.NewPool(logger.With("component", "modbus"))}
+	c.batcher = pipeline.NewBatcher(app, pipeline.Options{
+		Agent:         cfg.Agent.ID,
+		Site:          cfg.Agent.Site,
+		MaxSamples:    cfg.Batch.MaxSamples,
+		FlushInterval: cfg.Batch.FlushInterval,
+		Logger:        logger.With("component", "pipeline"),
+	})
+	drivers, failed := Drivers(cfg, c.pool, logger.With("component", "drivers"))
+	c.broken = failed
+	var devs []collect.Device
+	for _, d := range drivers {
+		f := pipeline.NewFilter(d.Rules)
+		c.filters = append(c.filters, f)
+		devs = append(devs, collect.Device{ID: d.ID, Protocol: d.Protocol, Interval: d.Interval, Driver: d.Driver, Emit: c.batcher.Emitter(f)})
+	}
+	for _, d := range cfg.Devices {
+		if !d.Disabled {
+			c.devices = append(c.devices, d.ID)
+		}
+	}
+	copts.Logger = logger.With("component", "collect")
+	c.coll = collect.Start(ctx, devs, copts)
+	return c
+}
+
+// stop stops the sources, then drains the pipeline into the spool.
+func (c *collection) stop(ctx context.Context) error {
+	c.coll.Stop()
+	err := c.batcher.Close(ctx)
+	c.pool.Close()
+	return err
+}
+
+func (c *collection) health() []wire.DeviceHealth {
+	return append(c.coll.Health(), c.broken...)
+}
+
+func (c *collection) suppressed() uint64 {
+	var n uint64
+	for _, f := range c.filters {
+		n += f.Suppressed()
+	}
+	return n
+}

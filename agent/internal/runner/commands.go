@@ -1,0 +1,284 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/weftiot/weft/config"
+	"github.com/weftiot/weft/wire"
+)
+
+// CmdRebirth asks the agent to publish its status again.
+const CmdRebirth = "rebirth"
+
+type cmdMsg struct {
+	topic   string
+	payload []byte
+}
+
+// onCommand is called by the forwarder for every message on the agent's
+// command topics. It queues the command; the command loop runs them one at
+// a time.
+func (a *Agent) onCommand(topic string, payload []byte) {
+	select {
+	case a.cmdQueue <- cmdMsg{topic, payload}:
+	default:
+		a.cmdErrors.Add(1)
+		a.log.Warn("command refused: too many queued", "topic", topic)
+		if id := commandID(payload); id != "" {
+			a.reply(wire.Reply{ID: id, Error: "agent busy: too many commands queued; retry later"})
+		}
+	}
+}
+
+func (a *Agent) commandLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-a.cmdQueue:
+			a.handle(ctx, m)
+		}
+	}
+}
+
+// commandID digs the id out of a command that failed to decode, so that
+// the error can still be answered.
+func commandID(payload []byte) string {
+	var c struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(payload, &c) != nil || wire.CheckLevel(c.ID) != nil {
+		return ""
+	}
+	return c.ID
+}
+
+func (a *Agent) handle(ctx context.Context, m cmdMsg) {
+	a.commands.Add(1)
+	a.mu.Lock()
+	prefix, site, id := a.cfg.MQTT.TopicPrefix, a.cfg.Agent.Site, a.cfg.Agent.ID
+	a.mu.Unlock()
+	fail := func(cmdID, format string, args ...any) {
+		a.cmdErrors.Add(1)
+		msg := fmt.Sprintf(format, args...)
+		a.log.Warn("command refused", "topic", m.topic, "id", cmdID, "err", msg)
+		if cmdID != "" {
+			a.reply(wire.Reply{ID: cmdID, Error: msg})
+		}
+	}
+	tSite, tAgent, kind, name, err := wire.ParseTopic(prefix, m.topic)
+	if err != nil || tSite != site || tAgent != id || kind != wire.KindCmd {
+		fail(commandID(m.payload), "command on %q: not this agent's command topic", m.topic)
+		return
+	}
+	var cmd wire.Command
+	if err := wire.DecodeCommand(m.payload, &cmd); err != nil {
+		fail(commandID(m.payload), "%v", err)
+		return
+	}
+	if cmd.Name != name {
+		fail(cmd.ID, "command %q arrived on the topic of %q", cmd.Name, name)
+		return
+	}
+	switch cmd.Name {
+	case wire.CmdStatus:
+		h := a.Health()
+		if err := a.forwarder().PublishStatus(); err != nil {
+			a.log.Debug("status not published", "err", err)
+		}
+		a.publishHealth()
+		a.mu.Lock()
+		hash := a.hash
+		a.mu.Unlock()
+		a.reply(wire.Reply{ID: cmd.ID, OK: true, ConfigHash: hash, Health: &h})
+	case CmdRebirth:
+		if err := a.forwarder().PublishStatus(); err != nil {
+			fail(cmd.ID, "status not published: %v", err)
+			return
+		}
+		a.mu.Lock()
+		hash := a.hash
+		a.mu.Unlock()
+		a.reply(wire.Reply{ID: cmd.ID, OK: true, ConfigHash: hash})
+	case wire.CmdConfig:
+		a.configCommand(ctx, cmd)
+	default:
+		fail(cmd.ID, "unknown command %q; this agent knows %s, %s and %s", cmd.Name, wire.CmdConfig, wire.CmdStatus, CmdRebirth)
+	}
+}
+
+// reply publishes a reply on the agent's reply topic (QoS 1).
+func (a *Agent) reply(r wire.Reply) {
+	r.V = wire.Version
+	r.TS = time.Now().UnixMilli()
+	b, err := json.Marshal(r)
+	if err != nil {
+		a.log.Error("reply: encoding", "err", err)
+		return
+	}
+	a.mu.Lock()
+	topic := wire.Topics{Prefix: a.cfg.MQTT.TopicPrefix}.Reply(a.cfg.Agent.Site, a.cfg.Agent.ID, r.ID)
+	a.mu.Unlock()
+	if err := a.forwarder().Publish(topic, 1, false, b, 10*time.Second); err != nil {
+		a.log.Warn("reply not published", "id", r.ID, "err", err)
+	}
+}
+
+// configCommand validates, saves and applies a config sent by the platform,
+// and watches the broker connection with it.
+func (a *Agent) configCommand(ctx context.Context, cmd wire.Command) {
+	raw := []byte(cmd.Config)
+	cfg, err := config.ParseAgent(a.opts.ConfigPath, raw)
+	if err != nil {
+		a.cmdErrors.Add(1)
+		r := wire.Reply{ID: cmd.ID, Error: "config rejected: nothing changed"}
+		if es := config.AsErrors(err); len(es) > 0 {
+			for _, e := range es {
+				r.Errors = append(r.Errors, e.Error())
+			}
+		} else {
+			r.Errors = []string{err.Error()}
+		}
+		a.log.Warn("remote config rejected", "id", cmd.ID, "problems", len(r.Errors))
+		a.reply(r)
+		return
+	}
+	if err := a.canApply(cfg); err != nil {
+		a.cmdErrors.Add(1)
+		a.reply(wire.Reply{ID: cmd.ID, Error: "config rejected: nothing changed", Errors: []string{err.Error()}})
+		return
+	}
+	a.mu.Lock()
+	prevRaw, prevHash, old := a.raw, a.hash, a.cfg
+	a.mu.Unlock()
+	if err := writeConfig(a.opts.ConfigPath, raw, prevRaw); err != nil {
+		a.cmdErrors.Add(1)
+		a.reply(wire.Reply{ID: cmd.ID, Error: fmt.Sprintf("config not saved, nothing changed: %v", err)})
+		return
+	}
+	newHash := config.Hash(raw)
+	a.log.Info("remote config saved; applying", "id", cmd.ID, "hash", newHash, "previous", prevHash)
+	// Reply before a broker change drops this connection.
+	changed := brokerChanged(old, cfg)
+	if changed {
+		a.reply(wire.Reply{ID: cmd.ID, OK: true, ConfigHash: newHash})
+	}
+	gen := a.apply(cfg, raw)
+	if !changed {
+		a.reply(wire.Reply{ID: cmd.ID, OK: true, ConfigHash: newHash})
+		return
+	}
+	a.watchBroker(ctx, cmd.ID, gen, old, prevRaw, prevHash, newHash)
+}
+
+// watchBroker restores the previous config when the new one cannot reach
+// the broker within RollbackAfter.
+func (a *Agent) watchBroker(ctx context.Context, id string, gen uint64, old *config.Agent, prevRaw []byte, prevHash, newHash string) {
+	applied := time.Now()
+	deadline := time.NewTimer(a.opts.RollbackAfter)
+	defer deadline.Stop()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			a.mu.Lock()
+			cur := a.applyGen
+			a.mu.Unlock()
+			if cur != gen {
+				return // replaced since
+			}
+			if f := a.forwarder(); f.Connected() && !f.ConnectedAt().Before(applied) {
+				a.log.Info("new config reached the broker", "hash", newHash)
+				return
+			}
+		case <-deadline.C:
+			note := fmt.Sprintf("config %s could not reach the broker within %v; rolled back to %s", newHash, a.opts.RollbackAfter, prevHash)
+			a.log.Error("rolling back the config: the broker is unreachable with it", "hash", newHash, "previous", prevHash, "after", a.opts.RollbackAfter)
+			if err := writeConfig(a.opts.ConfigPath, prevRaw, nil); err != nil {
+				a.log.Error("rollback: restoring the previous file", "err", err)
+			}
+			a.rollbacks.Add(1)
+			a.mu.Lock()
+			a.rolled = note
+			a.mu.Unlock()
+			a.apply(old, prevRaw)
+			// Tell the platform once the old settings connect again.
+			go func() {
+				for i := 0; i < 600 && ctx.Err() == nil; i++ {
+					if a.forwarder().Connected() {
+						a.reply(wire.Reply{ID: id, Error: note, ConfigHash: prevHash})
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}()
+			return
+		}
+	}
+}
+
+// writeConfig replaces path by data atomically (temporary file, fsync,
+// rename, fsync of the directory). With prev, the replaced content is kept
+// first as path.prev.
+func writeConfig(path string, data, prev []byte) error {
+	if prev != nil {
+		if err := writeAtomic(path+".prev", prev); err != nil {
+			return fmt.Errorf("keeping the previous config: %w", err)
+		}
+	}
+	return writeAtomic(path, data)
+}
+
+func writeAtomic(path string, data []byte) error {
+	mode := os.FileMode(0o640)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(name)
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(name, path); err != nil {
+		return err
+	}
+	ok = true
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return err
+	}
+	return nil
+}

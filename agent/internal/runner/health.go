@@ -1,0 +1,107 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/weftiot/weft/internal/version"
+	"github.com/weftiot/weft/wire"
+)
+
+// pipeStats accumulates the counters of replaced pipelines, so that the
+// agent's totals never go back when a config is applied.
+type pipeStats struct {
+	samples, batches, appended, lost, appendErrors, suppressed uint64
+}
+
+func (p *pipeStats) add(o pipeStats) {
+	p.samples += o.samples
+	p.batches += o.batches
+	p.appended += o.appended
+	p.lost += o.lost
+	p.appendErrors += o.appendErrors
+	p.suppressed += o.suppressed
+}
+
+// pipeline returns the agent's pipeline totals since start.
+func (a *Agent) pipeline() pipeStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.coll.batcher.Stats()
+	p := a.pipeBase
+	p.add(pipeStats{samples: st.Samples, batches: st.Batches, appended: st.Appended, lost: st.Lost, appendErrors: st.AppendErrors, suppressed: a.coll.suppressed()})
+	return p
+}
+
+// Health is the agent's health message as of now.
+func (a *Agent) Health() wire.Health {
+	a.mu.Lock()
+	cfg, hash, coll, fwd, rolled := a.cfg, a.hash, a.coll, a.fwd, a.rolled
+	a.mu.Unlock()
+	st := a.sp.Stats()
+	fh := fwd.Health()
+	if rolled != "" && fh.LastError == "" {
+		fh.LastError = rolled
+	}
+	now := time.Now()
+	return wire.Health{
+		V:          wire.Version,
+		Agent:      cfg.Agent.ID,
+		Site:       cfg.Agent.Site,
+		TS:         now.UnixMilli(),
+		Version:    version.Version,
+		ConfigHash: hash,
+		UptimeS:    int64(now.Sub(a.started).Seconds()),
+		Spool: wire.SpoolHealth{
+			Batches:       st.Batches,
+			Bytes:         st.Bytes,
+			Samples:       st.Samples,
+			OldestAgeMs:   st.OldestAge.Milliseconds(),
+			DroppedOldest: st.DroppedOldest,
+			DroppedNewest: st.DroppedNewest,
+			LastSeq:       st.LastSeq,
+		},
+		Forwarder: fh,
+		Devices:   coll.health(),
+	}
+}
+
+// healthLoop publishes health every agent.health_interval.
+func (a *Agent) healthLoop(ctx context.Context) {
+	for {
+		a.mu.Lock()
+		every := a.cfg.Agent.HealthInterval
+		a.mu.Unlock()
+		if every <= 0 {
+			every = 10 * time.Second
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-a.healthSet: // a new config may have a new interval
+			t.Stop()
+			continue
+		case <-t.C:
+		}
+		a.publishHealth()
+	}
+}
+
+// publishHealth sends the health message now, if the broker is reachable.
+func (a *Agent) publishHealth() {
+	h := a.Health()
+	b, err := json.Marshal(h)
+	if err != nil {
+		a.log.Error("health: encoding", "err", err)
+		return
+	}
+	a.mu.Lock()
+	topic := wire.Topics{Prefix: a.cfg.MQTT.TopicPrefix}.Health(a.cfg.Agent.Site, a.cfg.Agent.ID)
+	a.mu.Unlock()
+	if err := a.forwarder().Publish(topic, 0, false, b, 5*time.Second); err != nil {
+		a.log.Debug("health not published", "err", err)
+	}
+}
