@@ -182,3 +182,12 @@ func CheckSource(kind, msgSite, msgAgent, site, agent string) error {
 	}
 	return nil
 }
+
+// QoS of each kind of message; only status is retained (docs/wire.md).
+const (
+	QoSData   byte = 1
+	QoSStatus byte = 1
+	QoSHealth byte = 0
+	QoSCmd    byte = 1
+	QoSReply  byte = 1
+)
