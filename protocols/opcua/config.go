@@ -41,4 +41,7 @@ type PointConfig struct {
 	SamplingInterval time.Duration `yaml:"sampling_interval"`
 	// QueueSize of the monitored item (default 10).
 	QueueSize int `yaml:"queue_size"`
+	// Trigger is the monitored item's data-change trigger: status,
+	// status_value (default) or status_value_timestamp.
+	Trigger string `yaml:"trigger"`
 }

@@ -7,7 +7,10 @@
 // a client recovers from a server restart; weft-sim uses Serve.
 //
 // What gopcua's server (v0.8.0) cannot do, and this simulator therefore does
-// not pretend to: monitored-item filters (deadband, data-change trigger) and
+// not pretend to: secure channels (Sign, SignAndEncrypt: the server never
+// decrypts the client's OpenSecureChannel request, gopcua issue 815, fixed
+// after v0.8.0; the endpoints are advertised and a client times out on
+// them); monitored-item filters (deadband, data-change trigger) and
 // queue sizes are accepted and ignored (every change is published);
 // TranslateBrowsePathsToNodeIDs, BrowseNext, TransferSubscriptions and
 // Republish answer BadServiceUnsupported; sessions never time out. Username
@@ -39,9 +42,12 @@ type Options struct {
 
 	// Secure adds Basic256Sha256, Aes128_Sha256_RsaOaep and
 	// Aes256_Sha256_RsaPss endpoints (Sign and SignAndEncrypt) beside None.
+	// They are advertised, but gopcua v0.8.0's server cannot open a secure
+	// channel on them (see offerEncryptedPasswordOnNone).
 	Secure bool
 	// Users are the accepted username logins (name → password). When set,
-	// username login is offered on the secure endpoints.
+	// username login is offered on the secure endpoints and, with the
+	// password encrypted by Basic256Sha256, on the None endpoint.
 	Users map[string]string
 	// UserCerts are the accepted X.509 user certificates (DER). When set,
 	// certificate login is offered on the secure endpoints.
@@ -257,12 +263,35 @@ func (s *Server) listen() error {
 		cancel()
 		return fmt.Errorf("opcua simulator: listen on %s: %w", s.Addr(), err)
 	}
+	if len(s.opts.Users) > 0 {
+		offerEncryptedPasswordOnNone(srv)
+	}
 	s.srv, s.cancel, s.done = srv, cancel, make(chan struct{})
 	go func(done chan struct{}) {
 		defer close(done)
 		s.model.run(ctx, srv, s.opts.UpdateInterval, s.start)
 	}(s.done)
 	return nil
+}
+
+// offerEncryptedPasswordOnNone adds a username login to the None endpoint
+// whose password is encrypted with the server's key (token security policy
+// Basic256Sha256), as many PLCs offer. gopcua offers username logins only on
+// secure endpoints, and its secure endpoints do not work in v0.8.0 (the
+// server never decrypts the client's OpenSecureChannel request: gopcua issue
+// 815, fixed on its main branch after v0.8.0), so this is the one way to
+// test username login against it. Endpoints returns the server's own
+// descriptions, so the change is seen by GetEndpoints.
+func offerEncryptedPasswordOnNone(srv *server.Server) {
+	for _, ep := range srv.Endpoints() {
+		if ep.SecurityMode == ua.MessageSecurityModeNone {
+			ep.UserIdentityTokens = append(ep.UserIdentityTokens, &ua.UserTokenPolicy{
+				PolicyID:          "username_basic256sha256",
+				TokenType:         ua.UserTokenTypeUserName,
+				SecurityPolicyURI: ua.SecurityPolicyURIBasic256Sha256,
+			})
+		}
+	}
 }
 
 // gopcuaLogger adapts slog to gopcua's printf-style server logger.
