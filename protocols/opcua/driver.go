@@ -90,8 +90,8 @@ type Driver struct {
 	policy    string // full URI
 	mode      ua.MessageSecurityMode
 	tokenType ua.UserTokenType
-	parsed    []*ua.NodeID      // per point; nil for a browse path
-	paths     [][]PathElement   // per point; nil for a NodeId
+	parsed    []*ua.NodeID    // per point; nil for a browse path
+	paths     [][]PathElement // per point; nil for a NodeId
 	triggers  []ua.DataChangeTrigger
 	polled    []int // indexes of mode: poll points
 	subbed    []int // indexes of mode: subscribe points
@@ -409,7 +409,9 @@ func (d *Driver) dial(ctx context.Context) (*opcua.Client, error) {
 	return c, nil
 }
 
-func trustedDir(dataDir string) string { return strings.TrimSuffix(dataDir, "/") + "/" + pkiTrusted + "/" }
+func trustedDir(dataDir string) string {
+	return strings.TrimSuffix(dataDir, "/") + "/" + pkiTrusted + "/"
+}
 
 func loginName(t ua.UserTokenType) string {
 	switch t {

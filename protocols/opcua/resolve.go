@@ -117,9 +117,9 @@ func (d *Driver) translate(ctx context.Context, c *opcua.Client, idx []int) ([]f
 
 // walker resolves browse paths by browsing, caching each node's children.
 type walker struct {
-	c       *opcua.Client
-	cache   map[string][]*ua.ReferenceDescription
-	count   func()
+	c     *opcua.Client
+	cache map[string][]*ua.ReferenceDescription
+	count func()
 }
 
 func (w *walker) follow(ctx context.Context, path []PathElement) (*ua.NodeID, error) {
