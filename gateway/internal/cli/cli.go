@@ -1,0 +1,195 @@
+// Package cli is the weft-gateway command line: `run` (the service),
+// `config check`, `config sample` and `version`.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/weftiot/weft/config"
+	"github.com/weftiot/weft/gateway/internal/gateway"
+	"github.com/weftiot/weft/internal/version"
+)
+
+// Env is what a command gets: its arguments (after the command words), its
+// output streams and a logger that writes to Stderr.
+type Env struct {
+	Args   []string
+	Stdout io.Writer
+	Stderr io.Writer
+	Logger *slog.Logger
+}
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, env Env) int
+}
+
+var commands = map[string]command{
+	"run":           {"receive the fleet's data and store it; serve the API (the service)", runCmd},
+	"config check":  {"validate a gateway config file without connecting to anything", configCheckCmd},
+	"config sample": {"print a complete, commented sample config", configSampleCmd},
+	"version":       {"print version, commit, Go version and build date", versionCmd},
+}
+
+// Main runs the command named by args and returns the process exit status.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, logger *slog.Logger) int {
+	for words := 2; words >= 1; words-- {
+		if len(args) < words {
+			continue
+		}
+		if c, ok := commands[strings.Join(args[:words], " ")]; ok {
+			return c.run(ctx, Env{Args: args[words:], Stdout: stdout, Stderr: stderr, Logger: logger})
+		}
+	}
+	if len(args) > 0 && args[0] != "help" && args[0] != "-h" && args[0] != "--help" {
+		fmt.Fprintf(stderr, "weft-gateway: unknown command %q\n\n", strings.Join(args, " "))
+		usage(stderr)
+		return 2
+	}
+	usage(stdout)
+	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "weft-gateway: the Weft platform gateway. Receives every agent's data over MQTT,")
+	fmt.Fprintln(w, "stores it in InfluxDB, keeps the fleet's state and serves the API and dashboard.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-14s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'weft-gateway COMMAND --help' for a command's flags. Docs: docs/gateway.md")
+}
+
+func parseFlags(fs *flag.FlagSet, env Env, usage string) (code int, done bool) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(env.Args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(env.Stdout, usage)
+		return 0, true
+	case err != nil:
+		fmt.Fprintf(env.Stderr, "weft-gateway %s: %v\n\n%s", fs.Name(), err, usage)
+		return 2, true
+	}
+	return 0, false
+}
+
+const runUsage = `usage: weft-gateway run --config FILE
+
+Runs the gateway until SIGINT or SIGTERM: subscribes to every agent's data,
+status and health, stores data in InfluxDB (or, without an influxdb section,
+keeps the last hour per point), and serves the HTTP API. Logs go to standard
+error; WEFT_LOG_LEVEL=debug|info|warn|error sets the level.
+
+Exit status: 0 after a clean stop, 1 when the config is bad or the gateway
+cannot start, 2 on wrong usage.
+`
+
+func runCmd(ctx context.Context, env Env) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	file := fs.String("config", "", "the gateway config file")
+	if code, done := parseFlags(fs, env, runUsage); done {
+		return code
+	}
+	if *file == "" || fs.NArg() != 0 {
+		fmt.Fprint(env.Stderr, "weft-gateway run: give --config FILE and nothing else\n\n"+runUsage)
+		return 2
+	}
+	cfg, err := config.LoadGateway(*file)
+	if problems := config.AsErrors(err); problems != nil {
+		for _, p := range problems {
+			fmt.Fprintln(env.Stderr, p)
+		}
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "weft-gateway: %v\n", err)
+		return 1
+	}
+	if err := gateway.Run(ctx, cfg, gateway.Options{Log: env.Logger}); err != nil {
+		env.Logger.Error("gateway failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+const configCheckUsage = `usage: weft-gateway config check FILE
+
+Checks a gateway config file without connecting to anything. Every problem is
+printed, one per line, as FILE:LINE:COL: path.to.key: what is wrong; what is
+allowed. ${VAR} values are taken from the environment and token_file and
+password_file files are read, as the service would.
+
+Exit status: 0 when the file is good (a one-line summary is printed),
+1 when it has problems or cannot be read, 2 on wrong usage.
+`
+
+func configCheckCmd(ctx context.Context, env Env) int {
+	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
+	if code, done := parseFlags(fs, env, configCheckUsage); done {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprint(env.Stderr, "weft-gateway config check: give one config file\n\n"+configCheckUsage)
+		return 2
+	}
+	file := fs.Arg(0)
+	g, err := config.LoadGateway(file)
+	if problems := config.AsErrors(err); problems != nil {
+		for _, p := range problems {
+			fmt.Fprintln(env.Stdout, p)
+		}
+		word := "problems"
+		if len(problems) == 1 {
+			word = "problem"
+		}
+		fmt.Fprintf(env.Stderr, "%s: %d %s\n", file, len(problems), word)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "weft-gateway: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(env.Stdout, "%s: ok: %s\n", file, g.Summary())
+	return 0
+}
+
+const configSampleUsage = `usage: weft-gateway config sample
+
+Prints a complete, commented gateway config to standard output. Start from it:
+  weft-gateway config sample > gateway.yaml
+`
+
+func configSampleCmd(ctx context.Context, env Env) int {
+	fs := flag.NewFlagSet("config sample", flag.ContinueOnError)
+	if code, done := parseFlags(fs, env, configSampleUsage); done {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprint(env.Stderr, "weft-gateway config sample: takes no arguments\n\n"+configSampleUsage)
+		return 2
+	}
+	if _, err := env.Stdout.Write(config.GatewaySample()); err != nil {
+		return 1
+	}
+	return 0
+}
+
+func versionCmd(ctx context.Context, env Env) int {
+	fmt.Fprintln(env.Stdout, version.String("weft-gateway"))
+	return 0
+}

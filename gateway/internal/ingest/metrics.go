@@ -1,0 +1,63 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the ingest figures exported on /metrics. docs/gateway.md
+// lists them.
+type Metrics struct {
+	Messages       *prometheus.CounterVec // data messages by outcome
+	Control        *prometheus.CounterVec // status, health, reply messages by kind and outcome
+	Batches        *prometheus.CounterVec // data batches by sequence outcome
+	PointsWritten  prometheus.Counter
+	PointsRejected prometheus.Counter
+	PointsSkipped  prometheus.Counter
+	WriteSeconds   prometheus.Histogram
+	Errors         *prometheus.CounterVec // by kind
+	Pending        prometheus.Gauge       // data messages received and not yet acknowledged
+}
+
+// NewMetrics makes the metrics and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_gateway_messages_total",
+			Help: "Data messages received, by outcome: stored, malformed, too_large, version, mismatch.",
+		}, []string{"outcome"}),
+		Control: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_gateway_control_messages_total",
+			Help: "Status, health and reply messages received, by kind and outcome (ok or the reason rejected).",
+		}, []string{"kind", "outcome"}),
+		Batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_gateway_batches_total",
+			Help: "Data batches decoded, by sequence outcome: next, ahead (numbers skipped), late (filled a hole), duplicate, reset.",
+		}, []string{"seq"}),
+		PointsWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_gateway_points_written_total",
+			Help: "Points the store accepted.",
+		}),
+		PointsRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_gateway_points_rejected_total",
+			Help: "Points the store refused as bad (InfluxDB 400, for example a field type conflict) and that were dropped.",
+		}),
+		PointsSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weft_gateway_points_skipped_total",
+			Help: "Samples with nothing to store (a good sample without a value, a non-finite float).",
+		}),
+		WriteSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "weft_gateway_write_duration_seconds",
+			Help:    "Time of one successful store write (all its HTTP requests).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_gateway_errors_total",
+			Help: "Errors by kind: write (a store write failed and is retried), connection_lost, subscribe, registry_save, command.",
+		}, []string{"kind"}),
+		Pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weft_gateway_pending_messages",
+			Help: "Data messages received and not yet acknowledged to the broker.",
+		}),
+	}
+	reg.MustRegister(m.Messages, m.Control, m.Batches, m.PointsWritten, m.PointsRejected, m.PointsSkipped,
+		m.WriteSeconds, m.Errors, m.Pending)
+	return m
+}
