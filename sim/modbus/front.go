@@ -42,8 +42,7 @@ func (s *Server) serveMBAP(c net.Conn) {
 	go func() {
 		defer close(done)
 		for f := range frames {
-			s.answerMBAP(c, back, f)
-			s.conc.leave()
+			s.answerMBAP(&answerer{w: c, conc: s.conc}, c, back, f)
 		}
 	}()
 	for {
@@ -74,9 +73,32 @@ func readMBAPRequest(r io.Reader) ([]byte, error) {
 	return f, err
 }
 
-func (s *Server) answerMBAP(c net.Conn, back net.Conn, req []byte) {
+// answerer writes the answer to one request, and marks the request done
+// just before: a client may send its next request the moment it has the
+// answer, and that must not look like two requests outstanding.
+type answerer struct {
+	w    io.Writer
+	conc *Concurrency
+	done bool
+}
+
+func (a *answerer) finish() {
+	if !a.done {
+		a.done = true
+		a.conc.leave()
+	}
+}
+
+func (a *answerer) Write(b []byte) (int, error) {
+	a.finish()
+	return a.w.Write(b)
+}
+
+func (s *Server) answerMBAP(w *answerer, c net.Conn, back net.Conn, req []byte) {
+	defer w.finish()
 	a := s.decide()
 	if a.disconnect {
+		w.finish()
 		c.Close()
 		return
 	}
@@ -84,19 +106,20 @@ func (s *Server) answerMBAP(c net.Conn, back net.Conn, req []byte) {
 		return
 	}
 	if a.garbage {
-		c.Write(s.garbage())
+		w.Write(s.garbage())
 		return
 	}
 	ans, err := backendRoundTrip(back, req)
 	if err != nil {
 		s.log.Warn("backend", "err", err)
+		w.finish()
 		c.Close()
 		return
 	}
 	if a.stale {
 		binary.BigEndian.PutUint16(ans, binary.BigEndian.Uint16(ans)-1)
 	}
-	c.Write(ans)
+	w.Write(ans)
 }
 
 // backendRoundTrip sends one MBAP request to the simonvetter server.
@@ -125,8 +148,9 @@ func (s *Server) serveSerialFraming(rw deadliner, mode string) {
 		var tid uint16
 		for f := range frames {
 			tid++
-			s.answerSerial(rw, back, f, mode, tid)
-			s.conc.leave()
+			w := &answerer{w: rw, conc: s.conc}
+			s.answerSerial(w, rw, back, f, mode, tid)
+			w.finish()
 		}
 	}()
 	br := bufio.NewReader(rw)
@@ -221,14 +245,15 @@ func readASCIIRequest(br *bufio.Reader) ([]byte, error) {
 	return raw[:len(raw)-1], nil
 }
 
-func (s *Server) answerSerial(w io.Writer, back net.Conn, f []byte, mode string, tid uint16) {
+func (s *Server) answerSerial(w *answerer, line io.Writer, back net.Conn, f []byte, mode string, tid uint16) {
 	unit := f[0]
 	if s.machines[unit] == nil {
 		return // nobody with that address on the bus
 	}
 	a := s.decide()
 	if a.disconnect {
-		if c, ok := w.(net.Conn); ok {
+		if c, ok := line.(net.Conn); ok {
+			w.finish()
 			c.Close()
 		}
 		return
