@@ -50,6 +50,13 @@ func cfgFieldErr(field, format string, args ...any) protocols.FieldError {
 func (c *DeviceConfig) Validate() []protocols.FieldError {
 	var errs []protocols.FieldError
 	errs = append(errs, cfgValidateTarget(c.Target)...)
+	if len(errs) == 0 {
+		// The driver's own parser as well: what passes here, the driver
+		// accepts.
+		if _, err := ParseTarget(c.Target); err != nil {
+			errs = append(errs, cfgFieldErr("target", "%v", err))
+		}
+	}
 	if c.Unit != nil && (*c.Unit < 0 || *c.Unit > 247) {
 		errs = append(errs, cfgFieldErr("unit", "%d is out of range; allowed 0..247", *c.Unit))
 	}

@@ -152,18 +152,24 @@ func (p *PointConfig) Validate() []protocols.FieldError {
 	case p.Node != "" && p.BrowsePath != "":
 		errs = append(errs, cfgFieldErr("browse_path", "both node and browse_path are set; keep one"))
 	case p.Node != "":
-		if msg := cfgCheckNodeID(p.Node); msg != "" {
-			errs = append(errs, cfgFieldErr("node", "%q %s; allowed a NodeId like ns=2;s=Loom7.Speed, ns=3;i=1001, i=2258", p.Node, msg))
+		// The driver's own parsers: what passes here, the driver accepts.
+		if _, err := ParseNodeID(p.Node); err != nil {
+			errs = append(errs, cfgFieldErr("node", "%v", err))
 		}
 	default:
-		if msg := cfgCheckBrowsePath(p.BrowsePath); msg != "" {
-			errs = append(errs, cfgFieldErr("browse_path", "%q %s; allowed a path like /Objects/2:Loom7/2:Speed", p.BrowsePath, msg))
+		if _, err := ParseBrowsePath(p.BrowsePath); err != nil {
+			errs = append(errs, cfgFieldErr("browse_path", "%v", err))
 		}
 	}
 	switch p.Mode {
 	case "", "subscribe", "poll":
 	default:
 		errs = append(errs, cfgFieldErr("mode", "%q is not a mode; allowed subscribe, poll", p.Mode))
+	}
+	switch p.Trigger {
+	case "", "status", "status_value", "status_value_timestamp":
+	default:
+		errs = append(errs, cfgFieldErr("trigger", "%q is not a data-change trigger; allowed status, status_value, status_value_timestamp", p.Trigger))
 	}
 	if p.SamplingInterval < 0 {
 		errs = append(errs, cfgFieldErr("sampling_interval", "%s is negative; allowed a duration greater than 0, like 500ms", p.SamplingInterval))
@@ -172,64 +178,6 @@ func (p *PointConfig) Validate() []protocols.FieldError {
 		errs = append(errs, cfgFieldErr("queue_size", "%d is out of range; allowed 1..10000", p.QueueSize))
 	}
 	return errs
-}
-
-// cfgCheckNodeID returns what is wrong with a NodeId in its string form
-// ([ns=N;|nsu=URI;](i=N|s=TEXT|g=GUID|b=BASE64)), or "".
-func cfgCheckNodeID(s string) string {
-	rest := s
-	if strings.HasPrefix(rest, "ns=") || strings.HasPrefix(rest, "nsu=") {
-		ns, after, ok := strings.Cut(rest, ";")
-		if !ok {
-			return "has a namespace but no identifier after ;"
-		}
-		if v, isIndex := strings.CutPrefix(ns, "ns="); isIndex {
-			if _, err := strconv.ParseUint(v, 10, 16); err != nil {
-				return "has a namespace index that is not 0..65535"
-			}
-		} else if ns == "nsu=" {
-			return "has an empty namespace URI"
-		}
-		rest = after
-	}
-	kind, id, ok := strings.Cut(rest, "=")
-	if !ok || id == "" {
-		return "has no identifier (i=, s=, g= or b=)"
-	}
-	switch kind {
-	case "i":
-		if _, err := strconv.ParseUint(id, 10, 32); err != nil {
-			return "has a numeric identifier that is not 0..4294967295"
-		}
-	case "s", "b":
-	case "g":
-		if len(id) != 36 || strings.Count(id, "-") != 4 {
-			return "has a GUID identifier not written like 72962b91-fa75-4ae6-8d28-b404dc7daf63"
-		}
-	default:
-		return fmt.Sprintf("has identifier type %q", kind)
-	}
-	return ""
-}
-
-// cfgCheckBrowsePath returns what is wrong with a browse path
-// (/Objects/2:Loom7/2:Speed: elements of an optional namespace index and a
-// name), or "".
-func cfgCheckBrowsePath(s string) string {
-	if !strings.HasPrefix(s, "/") {
-		return "does not start with /"
-	}
-	for _, el := range strings.Split(s[1:], "/") {
-		if el == "" {
-			return "has an empty element"
-		}
-		if ns, name, ok := strings.Cut(el, ":"); ok {
-			if _, err := strconv.ParseUint(ns, 10, 16); err == nil && name == "" {
-				return "has an element with a namespace but no name"
-			}
-		}
-	}
-	return ""
 }
 
 // SetDefaults fills the keys left out of a valid device section; interval
