@@ -148,6 +148,12 @@ type agent struct {
 	rateAt      time.Time
 }
 
+// syncSeq copies the sequence bookkeeping into the API view.
+func (a *agent) syncSeq() {
+	a.Seq = Seq{Last: a.SeqState.Last, Gaps: a.SeqState.Gaps, Missing: a.SeqState.missing(),
+		Duplicates: a.SeqState.Duplicates, Late: a.SeqState.Late, Resets: a.SeqState.Resets, LastGapAt: a.Seq.LastGapAt}
+}
+
 func (a *agent) key() string { return a.Site + "/" + a.ID }
 
 // Registry is the fleet view. It is safe for concurrent use.
@@ -262,6 +268,7 @@ func (r *Registry) Batch(b *wire.Batch) BatchOutcome {
 		out.Reset = true
 		r.log.Warn("agent restarted its batch numbering", "site", b.Site, "agent", b.Agent, "seq", b.Seq)
 	}
+	a.syncSeq()
 	for i := range b.Samples {
 		s := &b.Samples[i]
 		pts := a.latest[s.Device]
@@ -451,8 +458,7 @@ func (r *Registry) evaluate(a *agent, now time.Time) {
 			r.set(a, KindDeviceDown, al.Device, false, "", ms)
 		}
 	}
-	a.Seq = Seq{Last: a.SeqState.Last, Gaps: a.SeqState.Gaps, Missing: a.SeqState.missing(),
-		Duplicates: a.SeqState.Duplicates, Late: a.SeqState.Late, Resets: a.SeqState.Resets, LastGapAt: a.Seq.LastGapAt}
+	a.syncSeq()
 	a.ActiveAlerts = len(r.alerts.activeFor(a.Site, a.ID))
 }
 
