@@ -387,9 +387,9 @@ func (s *Spool) apply(d *delta) {
 	}
 }
 
-// resetWhileRunning sets a file found damaged during a commit aside and
-// opens a fresh one that continues the sequence. Its backlog is lost and
-// counted in DroppedCorrupt.
+// resetWhileRunning sets a file found damaged during a commit aside, opens
+// a fresh one that continues the sequence and salvages what it can. What
+// is lost is counted in DroppedCorrupt.
 func (s *Spool) resetWhileRunning(cause error) {
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
@@ -397,20 +397,36 @@ func (s *Spool) resetWhileRunning(cause error) {
 		s.db.Close()
 		s.db = nil
 	}
-	s.setAsideRunning(cause)
-	if err := s.reopen(); err != nil {
+	if err := s.reopenFresh(cause); err != nil {
 		s.log.Error("could not open a fresh spool after setting the corrupt one aside", "err", err)
 	}
 }
 
-// setAsideRunning moves the current file aside and forgets its backlog.
-func (s *Spool) setAsideRunning(cause error) {
-	s.setAside(cause)
+// reopenFresh moves the current file aside, opens a fresh one into s.db
+// and salvages the old one's intact entries. The caller holds dbMu.
+func (s *Spool) reopenFresh(cause error) error {
+	aside := s.setAside(cause)
 	s.mu.Lock()
+	before := s.st.Samples
 	s.st.CorruptResets++
-	s.st.DroppedCorrupt += uint64(s.st.Samples)
 	s.st.Batches, s.st.Bytes, s.st.Samples, s.st.OldestAppended = 0, 0, 0, time.Time{}
 	s.mu.Unlock()
+	db, err := openBolt(s.path, s.boltOptions())
+	if err != nil {
+		s.mu.Lock()
+		s.st.DroppedCorrupt += uint64(before)
+		s.mu.Unlock()
+		return err
+	}
+	s.db = db
+	s.salvage(aside)
+	if err := s.rescan(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.st.DroppedCorrupt += uint64(max(before-s.st.Samples, 0))
+	s.mu.Unlock()
+	return nil
 }
 
 // reopen opens spool.db into s.db after it was closed for a compaction or a
@@ -420,8 +436,9 @@ func (s *Spool) setAsideRunning(cause error) {
 func (s *Spool) reopen() error {
 	db, err := openBolt(s.path, s.boltOptions())
 	if err != nil && isCorrupt(err) {
-		s.setAsideRunning(err)
-		db, err = openBolt(s.path, s.boltOptions())
+		if err = s.reopenFresh(err); err == nil {
+			db = s.db
+		}
 	}
 	if err == nil {
 		s.mu.Lock()

@@ -61,12 +61,12 @@ func (s *Spool) boltOptions() *bolt.Options {
 	return &bolt.Options{
 		Timeout: s.opts.OpenTimeout,
 		NoSync:  s.opts.NoSync,
-		// The freelist is rebuilt from the tree at open instead of being
-		// written in every commit (one page less per fsync); the hashmap
+		// The freelist is written in every commit (bbolt's default). With
+		// NoFreelistSync bbolt rebuilds it at Open by walking the tree in a
+		// goroutine of its own, where a damaged page panics out of reach
+		// of guard and takes the agent down: a crash loop. The hashmap
 		// freelist stays fast when a drained backlog leaves many free pages.
-		// Both as etcd runs bbolt.
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+		FreelistType: bolt.FreelistMapType,
 	}
 }
 
@@ -86,15 +86,32 @@ func (s *Spool) open() error {
 	if !isCorrupt(err) {
 		return err
 	}
-	oldSeq := s.setAside(err)
+	aside := s.setAside(err)
 	s.st.CorruptResets++
 	if err := s.openFile(); err != nil {
+		return err
+	}
+	_, oldSeq := s.salvage(aside)
+	if err := s.rescan(); err != nil {
 		return err
 	}
 	if err := s.restartSeq(max(floor, oldSeq)); err != nil {
 		return err
 	}
 	return s.raiseFloor(max(floor, oldSeq))
+}
+
+// rescan recomputes the backlog figures from the file.
+func (s *Spool) rescan() error {
+	st, _, lastSeq, err := scan(s.db)
+	if err != nil {
+		return fmt.Errorf("spool %s: scan: %w", s.path, err)
+	}
+	s.mu.Lock()
+	s.lastSeq = max(s.lastSeq, lastSeq)
+	s.st.Batches, s.st.Bytes, s.st.Samples, s.st.OldestAppended = st.Batches, st.Bytes, st.Samples, st.OldestAppended
+	s.mu.Unlock()
+	return nil
 }
 
 // openFile opens and checks the file; a damaged file is a *corruptError.
@@ -141,12 +158,29 @@ func (s *Spool) openFile() error {
 // file is damaged come back as *corruptError; a lock timeout, a permission
 // problem or a full disk do not.
 func openBolt(path string, o *bolt.Options) (*bolt.DB, error) {
+	if err := precheck(path); err != nil {
+		return nil, err
+	}
 	var db *bolt.DB
+	var file *os.File
+	oo := *o
+	oo.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}
 	err := guard(func() error {
 		var err error
-		db, err = bolt.Open(path, 0o600, o)
+		db, err = bolt.Open(path, 0o600, &oo)
 		return err
 	})
+	if err != nil && db == nil && file != nil && isCorrupt(err) {
+		// bbolt panicked inside Open and never closed its file. Close
+		// it; its memory map (unreachable now) keeps the file's lock
+		// until the process exits, which only affects the file being
+		// set aside.
+		file.Close()
+	}
 	if err != nil {
 		if isCorrupt(err) || !isEnvironmental(err) {
 			return nil, asCorrupt(err)
@@ -202,25 +236,26 @@ type scanStats struct {
 	OldestAppended          time.Time
 }
 
-// scan runs bbolt's consistency check and totals the backlog. Entries whose
-// key or header is malformed are returned in bad for deletion.
+// scan walks every entry, which reads every branch and leaf page of the
+// bucket, and totals the backlog. Entries whose key or header is malformed
+// are returned in bad for deletion. (bbolt's own tx.Check runs in a
+// goroutine of its own, where a panic on a damaged page cannot be
+// recovered; the walk here runs under guard.)
 func scan(db *bolt.DB) (st scanStats, bad [][]byte, lastSeq uint64, err error) {
 	err = guard(func() error {
 		return db.View(func(tx *bolt.Tx) error {
-			var errs []string
-			for e := range tx.Check() {
-				if len(errs) < 5 {
-					errs = append(errs, e.Error())
-				}
-			}
-			if len(errs) > 0 {
-				return &corruptError{fmt.Errorf("bbolt check: %s", strings.Join(errs, "; "))}
-			}
 			b := tx.Bucket([]byte(bucketName))
 			lastSeq = b.Sequence()
 			c := b.Cursor()
+			var prev uint64
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				seq, ok := keySeq(k)
+				if ok && seq <= prev {
+					// bbolt finds keys by binary search: out of order,
+					// entries can be neither found nor deleted.
+					return &corruptError{fmt.Errorf("key %d after key %d: pages out of order", seq, prev)}
+				}
+				prev = max(prev, seq)
 				h, herr := parseHeader(v)
 				if !ok || herr != nil || v == nil {
 					bad = append(bad, append([]byte(nil), k...))
@@ -241,9 +276,8 @@ func scan(db *bolt.DB) (st scanStats, bad [][]byte, lastSeq uint64, err error) {
 }
 
 // setAside renames the damaged file to path.corrupt-<UTC time>, logs it
-// loudly and returns the highest sequence number it can still read from it
-// (0 if none).
-func (s *Spool) setAside(cause error) uint64 {
+// loudly and returns the new name ("" if it had to be removed).
+func (s *Spool) setAside(cause error) string {
 	stamp := s.opts.Now().UTC().Format("20060102T150405Z")
 	dst := s.path + ".corrupt-" + stamp
 	for i := 1; ; i++ {
@@ -255,31 +289,97 @@ func (s *Spool) setAside(cause error) uint64 {
 	if err := os.Rename(s.path, dst); err != nil {
 		s.log.Error("spool file is corrupt and could not be moved aside; removing it", "err", cause, "rename_err", err)
 		os.Remove(s.path)
-		return 0
+		return ""
 	}
 	syncDir(filepath.Dir(s.path))
-	s.log.Error("SPOOL FILE CORRUPT: moved aside, starting a fresh spool; its unsent batches are not forwarded",
+	s.log.Error("SPOOL FILE CORRUPT: moved aside, starting a fresh spool with the entries that can be saved",
 		"moved_to", dst, "err", cause)
-	return readSeq(dst)
+	return dst
 }
 
-// readSeq reads the bucket sequence of a set-aside file, if bbolt can.
-func readSeq(path string) uint64 {
-	var seq uint64
-	guard(func() error {
-		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-		if err != nil {
-			return err
+// salvage copies the intact entries of the set-aside file (strictly
+// increasing keys, good CRC) into the fresh s.db, until the first damage
+// bbolt trips over. It returns how many it kept and the highest sequence
+// number the old file shows (its bucket sequence or its last good key).
+func (s *Spool) salvage(from string) (kept int, lastSeq uint64) {
+	if from == "" || precheck(from) != nil {
+		return 0, 0
+	}
+	var file *os.File
+	var old *bolt.DB
+	err := guard(func() error {
+		var err error
+		old, err = bolt.Open(from, 0o600, &bolt.Options{ReadOnly: true, Timeout: 100 * time.Millisecond,
+			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+				f, err := os.OpenFile(name, flag, perm)
+				file = f
+				return f, err
+			}})
+		return err
+	})
+	if err != nil {
+		if old == nil && file != nil {
+			file.Close()
 		}
-		defer db.Close()
-		return db.View(func(tx *bolt.Tx) error {
-			if b := tx.Bucket([]byte(bucketName)); b != nil {
-				seq = b.Sequence()
+		return 0, 0
+	}
+	defer old.Close()
+	type kv struct{ k, v []byte }
+	var chunk []kv
+	size := 0
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte(bucketName))
+			for _, e := range chunk {
+				if err := b.Put(e.k, e.v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			kept += len(chunk)
+		}
+		chunk, size = chunk[:0], 0
+		return err
+	}
+	err = guard(func() error {
+		return old.View(func(tx *bolt.Tx) error {
+			b := tx.Bucket([]byte(bucketName))
+			if b == nil {
+				return nil
+			}
+			lastSeq = b.Sequence()
+			c := b.Cursor()
+			var prev uint64
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				seq, ok := keySeq(k)
+				if !ok || seq <= prev {
+					continue
+				}
+				if _, _, err := checkRecord(v); err != nil {
+					continue
+				}
+				prev = seq
+				lastSeq = max(lastSeq, seq)
+				chunk = append(chunk, kv{append([]byte(nil), k...), append([]byte(nil), v...)})
+				if size += len(v); size >= 4<<20 {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
 			}
 			return nil
 		})
 	})
-	return seq
+	if ferr := flush(); err == nil {
+		err = ferr
+	}
+	s.log.Error("salvaged entries from the corrupt spool file", "file", from, "kept", kept, "stopped_by", err)
+	return kept, lastSeq
 }
 
 // restartSeq makes a fresh file continue the sequence above from.
@@ -328,8 +428,9 @@ var seqBlock uint64 = 1 << 16
 // aside or lost, the fresh file continues above the floor, so sequence
 // numbers never go back, at the price of a gap of at most seqBlock.
 type seqFloor struct {
-	path  string
-	value uint64
+	path   string
+	value  uint64
+	noSync bool // Options.NoSync, for tests
 }
 
 func (f *seqFloor) read() (uint64, error) {
@@ -355,7 +456,7 @@ func (f *seqFloor) read() (uint64, error) {
 func (f *seqFloor) write(v uint64) error {
 	n := strconv.FormatUint(v, 10)
 	line := fmt.Sprintf("weft-spool-seq 1 %s %08x\n", n, crc32.ChecksumIEEE([]byte(n)))
-	if err := writeFileAtomic(f.path, []byte(line)); err != nil {
+	if err := writeFileAtomic(f.path, []byte(line), !f.noSync); err != nil {
 		return err
 	}
 	f.value = v
@@ -363,14 +464,14 @@ func (f *seqFloor) write(v uint64) error {
 }
 
 // writeFileAtomic writes path through a synced temporary file and a rename.
-func writeFileAtomic(path string, b []byte) error {
+func writeFileAtomic(path string, b []byte, sync bool) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -382,6 +483,9 @@ func writeFileAtomic(path string, b []byte) error {
 	if err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	return syncDir(filepath.Dir(path))
 }

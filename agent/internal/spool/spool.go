@@ -242,7 +242,7 @@ func Open(path string, opts Options) (*Spool, error) {
 		path:   path,
 		opts:   opts,
 		log:    opts.Logger.With("component", "spool", "path", path),
-		floor:  seqFloor{path: path + ".seq"},
+		floor:  seqFloor{path: path + ".seq", noSync: opts.NoSync},
 		kick:   make(chan struct{}, 1),
 		notify: make(chan struct{}, 1),
 		stop:   make(chan struct{}),
@@ -389,6 +389,12 @@ func (s *Spool) Peek(after uint64, max int) ([]Entry, error) {
 				seq, ok := keySeq(k)
 				if !ok {
 					continue // Open deleted such keys; never written since
+				}
+				if seq <= after || (len(out) > 0 && seq <= out[len(out)-1].Seq) {
+					// Open checked the order; only outside damage since
+					// could do this. Never hand out a batch twice.
+					s.log.Error("spool key out of order; skipping it", "seq", seq, "after", after)
+					continue
 				}
 				h, data, err := checkRecord(v)
 				if err != nil {
