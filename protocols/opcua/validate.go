@@ -155,6 +155,8 @@ func (p *PointConfig) Validate() []protocols.FieldError {
 		// The driver's own parsers: what passes here, the driver accepts.
 		if _, err := ParseNodeID(p.Node); err != nil {
 			errs = append(errs, cfgFieldErr("node", "%v", err))
+		} else if msg := cfgNodeIDForm(p.Node); msg != "" {
+			errs = append(errs, cfgFieldErr("node", "%q %s; write it like ns=2;s=Loom7.Speed, ns=3;i=1001 or i=2258", p.Node, msg))
 		}
 	default:
 		if _, err := ParseBrowsePath(p.BrowsePath); err != nil {
@@ -178,6 +180,24 @@ func (p *PointConfig) Validate() []protocols.FieldError {
 		errs = append(errs, cfgFieldErr("queue_size", "%d is out of range; allowed 1..10000", p.QueueSize))
 	}
 	return errs
+}
+
+// cfgNodeIDForm asks more of a NodeId than the driver's parser, which reads
+// anything without i=, s=, g= or b= as a string id: "ns=2;x=Speed" or "Speed"
+// are far more often typos than string ids. It returns what is wrong, or "".
+func cfgNodeIDForm(s string) string {
+	id := s
+	if strings.HasPrefix(id, "ns=") || strings.HasPrefix(id, "nsu=") {
+		_, id, _ = strings.Cut(id, ";")
+	}
+	kind, val, ok := strings.Cut(id, "=")
+	switch {
+	case !ok || (kind != "i" && kind != "s" && kind != "g" && kind != "b"):
+		return "has no identifier type (i=, s=, g= or b=)"
+	case val == "":
+		return "has an empty identifier"
+	}
+	return ""
 }
 
 // SetDefaults fills the keys left out of a valid device section; interval
