@@ -29,47 +29,45 @@ type PathElement struct {
 }
 
 func (e PathElement) String() string {
-	name := strings.NewReplacer(`\`, `\\`, `/`, `\/`).Replace(e.Name)
+	r := strings.NewReplacer(`\`, `\\`, `/`, `\/`)
 	if e.Namespace < 0 {
-		if strings.Contains(name, ":") {
-			return `\` + name // keep a name with a colon from reading as ns:name
-		}
-		return name
+		// an unescaped colon would read as ns:name
+		return strings.NewReplacer(`\`, `\\`, `/`, `\/`, `:`, `\:`).Replace(e.Name)
 	}
-	return strconv.Itoa(e.Namespace) + ":" + name
+	return strconv.Itoa(e.Namespace) + ":" + r.Replace(e.Name)
 }
 
 // ParseBrowsePath parses a point's `browse_path:` key, a path from the Root
 // folder: /Objects/2:Loom7/2:Speed. Each element is NS:Name, or Name alone to
 // match that name in any namespace. A backslash escapes the next character
-// (\/ is a slash inside a name).
+// (\/ is a slash, \: a colon inside a name).
 func ParseBrowsePath(s string) ([]PathElement, error) {
 	if !strings.HasPrefix(s, "/") {
 		return nil, fmt.Errorf("browse path %q must start at the root with /, like /Objects/2:Loom7/2:Speed", s)
 	}
 	var (
-		elems   []PathElement
-		cur     strings.Builder
-		escaped bool // cur began with an escape, so no ns: prefix
-		esc     bool
+		elems []PathElement
+		cur   strings.Builder
+		colon = -1 // byte offset in cur of the first unescaped colon
+		esc   bool
 	)
 	flush := func() error {
 		raw := cur.String()
 		cur.Reset()
+		at := colon
+		colon = -1
 		if raw == "" {
 			return fmt.Errorf("browse path %q has an empty element (two slashes, or a slash at the end)", s)
 		}
 		e := PathElement{Namespace: -1, Name: raw}
-		if i := strings.IndexByte(raw, ':'); i > 0 && !escaped {
-			ns, err := strconv.Atoi(raw[:i])
-			if err == nil && ns >= 0 && ns <= 65535 {
-				e = PathElement{Namespace: ns, Name: raw[i+1:]}
+		if at > 0 {
+			if ns, err := strconv.Atoi(raw[:at]); err == nil && ns >= 0 && ns <= 65535 && isDigits(raw[:at]) {
+				e = PathElement{Namespace: ns, Name: raw[at+1:]}
 				if e.Name == "" {
 					return fmt.Errorf("browse path %q: element %q has a namespace but no name", s, raw)
 				}
 			}
 		}
-		escaped = false
 		elems = append(elems, e)
 		return nil
 	}
@@ -79,15 +77,15 @@ func ParseBrowsePath(s string) ([]PathElement, error) {
 			cur.WriteRune(r)
 			esc = false
 		case r == '\\':
-			if cur.Len() == 0 {
-				escaped = true
-			}
 			esc = true
 		case r == '/':
 			if err := flush(); err != nil {
 				return nil, err
 			}
 		default:
+			if r == ':' && colon < 0 {
+				colon = cur.Len()
+			}
 			cur.WriteRune(r)
 		}
 	}
@@ -98,6 +96,15 @@ func ParseBrowsePath(s string) ([]PathElement, error) {
 		return nil, err
 	}
 	return elems, nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // FormatBrowsePath is the inverse of ParseBrowsePath.
