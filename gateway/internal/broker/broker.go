@@ -14,6 +14,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -67,7 +68,10 @@ func Start(o Options) (*Broker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumInflight = MaxInflight
 	caps.ReceiveMaximum = MaxInflight
-	srv := mqtt.New(&mqtt.Options{InlineClient: false, Logger: log, Capabilities: caps})
+	// mochi logs every refused packet in full at warn level; the ACL hook
+	// logs refusals itself, so mochi's own log keeps errors only.
+	mlog := slog.New(quietHandler{log.Handler()})
+	srv := mqtt.New(&mqtt.Options{InlineClient: false, Logger: mlog, Capabilities: caps})
 	b := &Broker{srv: srv, secret: hex.EncodeToString(secret)}
 	b.acl = &aclHook{prefix: o.Prefix, secret: b.secret, log: log}
 	if err := srv.AddHook(b.acl, nil); err != nil {
@@ -105,6 +109,26 @@ func (b *Broker) Denied() uint64 { return b.acl.denied.Load() }
 
 // Close stops the broker.
 func (b *Broker) Close() error { return b.srv.Close() }
+
+// quietHandler passes mochi's errors only, without the one its bolt hook
+// logs on every first start (no stored $SYS info yet).
+type quietHandler struct{ slog.Handler }
+
+func (h quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelError && h.Handler.Enabled(ctx, l)
+}
+
+func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "failed to get data" {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return quietHandler{h.Handler.WithAttrs(a)}
+}
+func (h quietHandler) WithGroup(n string) slog.Handler { return quietHandler{h.Handler.WithGroup(n)} }
 
 // aclHook is the topic rule.
 type aclHook struct {

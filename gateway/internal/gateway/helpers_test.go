@@ -212,3 +212,9 @@ func metric(t testing.TB, g *gw, name string) float64 {
 	}
 	return 0
 }
+
+func agentOpts(broker, id string) *mqtt.ClientOptions {
+	return mqtt.NewClientOptions().AddBroker(broker).SetClientID(id).SetCleanSession(true).SetConnectRetry(false)
+}
+
+func newClient(o *mqtt.ClientOptions) mqtt.Client { return mqtt.NewClient(o) }
