@@ -68,8 +68,10 @@ func TestSamplesParse(t *testing.T) {
 // TestDeployFilesParse loads every Weft config under deploy/. A YAML file
 // is a Weft agent config when its top level has an agent: key, a gateway
 // config when it has gateway:; other YAML (compose files, CI) is skipped.
+// The secrets the examples take from the environment are set here.
 func TestDeployFilesParse(t *testing.T) {
 	t.Setenv("MQTT_PASSWORD", "test-password")
+	t.Setenv("OPCUA_PASSWORD", "test-password")
 	n := 0
 	err := filepath.WalkDir("../deploy", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
