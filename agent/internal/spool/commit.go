@@ -125,6 +125,11 @@ func (s *Spool) commitGroup(g group) {
 	}
 	d, err := s.tryCommit(g, 0)
 	if err != nil && isDiskFull(err) && s.opts.Overflow == DropOldest {
+		s.mu.Lock()
+		s.st.WriteErrors++
+		s.st.DiskFull = true
+		s.st.LastError = fmt.Sprintf("spool %s: commit: %v: %v (evicting the oldest to make room)", s.path, ErrDiskFull, err)
+		s.mu.Unlock()
 		if ferr := s.freeSpace(g); ferr == nil {
 			d, err = s.tryCommit(g, 0)
 		}
