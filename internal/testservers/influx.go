@@ -26,7 +26,8 @@ type InfluxDB struct {
 	DB, RP string
 	// Bucket is DB/RP, the bucket name the /api/v2 endpoints of 1.8 take.
 	Bucket string
-	// Token is "": authentication is off, and 1.8 ignores the header then.
+	// Token is "" when authentication is off (1.8 ignores the header then),
+	// "user:password" with WithInfluxAuth, as the /api/v2 endpoints of 1.8 take it.
 	Token string
 	// Dir holds the config, meta, data, wal and the log.
 	Dir string
@@ -39,6 +40,8 @@ type InfluxDB struct {
 	rpcPort  int
 	confPath string
 	client   *http.Client
+	user     string
+	pass     string
 
 	mu sync.Mutex
 	p  *proc
@@ -52,12 +55,15 @@ type InfluxDB struct {
 // influxd under the cache `make deps` builds it into
 // (${WEFT_CACHE:-$XDG_CACHE_HOME/weft or ~/.cache/weft}/influxd-1.8.3/influxd);
 // without one the test fails and says to run `make deps`.
-func Influx(t testing.TB) *InfluxDB {
+func Influx(t testing.TB, opts ...InfluxOption) *InfluxDB {
 	t.Helper()
 	db := &InfluxDB{
 		t: t, bin: findBinary(t, "WEFT_INFLUXD", "", cachedInfluxd()), Dir: t.TempDir(),
 		DB: "weft", RP: "autogen", Bucket: "weft/autogen",
 		client: &http.Client{Timeout: 30 * time.Second},
+	}
+	for _, o := range opts {
+		o(db)
 	}
 	db.LogPath = filepath.Join(db.Dir, "influxd.log")
 	db.confPath = filepath.Join(db.Dir, "influxdb.conf")
@@ -75,6 +81,10 @@ func Influx(t testing.TB) *InfluxDB {
 		}
 		return db.start()
 	})
+	if err == nil && db.user != "" {
+		// With no user yet, 1.8 accepts exactly this statement unauthenticated.
+		_, err = db.query("POST", fmt.Sprintf(`CREATE USER %q WITH PASSWORD '%s' WITH ALL PRIVILEGES`, db.user, strings.ReplaceAll(db.pass, "'", `\'`)))
+	}
 	if err == nil {
 		_, err = db.query("POST", `CREATE DATABASE "weft"`)
 	}
@@ -89,6 +99,18 @@ func Influx(t testing.TB) *InfluxDB {
 		}
 	})
 	return db
+}
+
+// InfluxOption changes how Influx sets up influxd.
+type InfluxOption func(*InfluxDB)
+
+// WithInfluxAuth turns authentication on with one admin user; Token becomes
+// "user:password" and Query authenticates as that user.
+func WithInfluxAuth(user, password string) InfluxOption {
+	return func(db *InfluxDB) {
+		db.user, db.pass = user, password
+		db.Token = user + ":" + password
+	}
 }
 
 func cachedInfluxd() string {
@@ -129,14 +151,14 @@ bind-address = "127.0.0.1:%d"
 [http]
   enabled = true
   bind-address = "127.0.0.1:%d"
-  auth-enabled = false
+  auth-enabled = %t
   log-enabled = true
   flux-enabled = false
   pprof-enabled = false
 
 [logging]
   level = "info"
-`, db.rpcPort, filepath.Join(db.Dir, "meta"), filepath.Join(db.Dir, "data"), filepath.Join(db.Dir, "wal"), db.httpPort)
+`, db.rpcPort, filepath.Join(db.Dir, "meta"), filepath.Join(db.Dir, "data"), filepath.Join(db.Dir, "wal"), db.httpPort, db.user != "")
 	return os.WriteFile(db.confPath, []byte(conf), 0o644)
 }
 
@@ -262,6 +284,9 @@ func (db *InfluxDB) query(method, influxql string) ([]Series, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if db.user != "" {
+		req.SetBasicAuth(db.user, db.pass)
 	}
 	resp, err := db.client.Do(req)
 	if err != nil {

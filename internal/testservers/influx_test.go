@@ -78,3 +78,26 @@ func jsonOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+func TestInfluxAuth(t *testing.T) {
+	db := Influx(t, WithInfluxAuth("weft", "s3cr'et"))
+	if db.Token != "weft:s3cr'et" {
+		t.Fatalf("Token = %q", db.Token)
+	}
+	writePoint(t, db, "dye-02", 1.5, time.UnixMilli(1000))
+	if s := db.Query(t, `SELECT * FROM "dye"`); len(s) != 1 || len(s[0].Values) != 1 {
+		t.Fatalf("query with auth: %+v", s)
+	}
+	c := influxdb2.NewClient(db.URL, "weft:wrong")
+	defer c.Close()
+	err := c.WriteAPIBlocking("", db.Bucket).WritePoint(context.Background(),
+		influxdb2.NewPoint("dye", nil, map[string]any{"x": 1.0}, time.UnixMilli(2000)))
+	if err == nil {
+		t.Fatal("a write with a wrong token was accepted")
+	}
+	db.Stop()
+	db.Start() // the user survives a restart
+	if s := db.Query(t, `SELECT * FROM "dye"`); len(s) != 1 || len(s[0].Values) != 1 {
+		t.Fatalf("query after restart: %+v", s)
+	}
+}
