@@ -192,7 +192,9 @@ func apiDo(t testing.TB, method, url, token, body string, v any) int {
 }
 
 // metric reads one sample of /metrics, e.g. `weft_gateway_messages_total{outcome="malformed"}`.
-func metric(t testing.TB, g *gw, name string) float64 {
+func metric(t testing.TB, g *gw, name string) float64 { return metricF(t, g, name) }
+
+func metricF(t testing.TB, g *gw, name string) float64 {
 	t.Helper()
 	req, _ := http.NewRequest("GET", g.HTTP+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+readToken)
@@ -218,3 +220,8 @@ func agentOpts(broker, id string) *mqtt.ClientOptions {
 }
 
 func newClient(o *mqtt.ClientOptions) mqtt.Client { return mqtt.NewClient(o) }
+
+func waitForB(t testing.TB, d time.Duration, cond func() bool) {
+	t.Helper()
+	waitFor(t, d, "condition", cond)
+}

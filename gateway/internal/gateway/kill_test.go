@@ -15,7 +15,9 @@ import (
 )
 
 // gatewayBinary is $WEFT_BIN/weft-gateway, or a fresh go build of it.
-func gatewayBinary(t *testing.T) string {
+func gatewayBinary(t *testing.T) string { return gatewayBinaryB(t) }
+
+func gatewayBinaryB(t testing.TB) string {
 	t.Helper()
 	if dir := os.Getenv("WEFT_BIN"); dir != "" {
 		if p := filepath.Join(dir, "weft-gateway"); fileExists(p) {
@@ -37,6 +39,10 @@ var runningRE = regexp.MustCompile(`msg="gateway running" http=(\S+)`)
 
 // startProcess runs the gateway binary and waits for its HTTP address.
 func startProcess(t *testing.T, bin, cfg, logPath string) (*exec.Cmd, string) {
+	return startProcessB(t, bin, cfg, logPath)
+}
+
+func startProcessB(t testing.TB, bin, cfg, logPath string) (*exec.Cmd, string) {
 	t.Helper()
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
