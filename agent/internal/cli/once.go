@@ -211,19 +211,19 @@ func pollOnce(ctx context.Context, d runner.Driver, subscribed int, timeout time
 	return r
 }
 
-// jsonSample is the wire sample as once --json prints it.
-func jsonSample(s wire.Sample) map[string]any {
-	m := map[string]any{
-		"device":  s.Device,
-		"point":   s.Point,
-		"value":   valueOf(s.Value),
-		"quality": s.Quality.String(),
-		"ts":      s.TS,
-	}
-	if s.Code != 0 {
-		m["code"] = s.Code
-	}
-	return m
+// onceJSON is the wire sample as once --json prints it, in the wire's key
+// order.
+type onceJSON struct {
+	Device  string `json:"device"`
+	Point   string `json:"point"`
+	Value   any    `json:"value"`
+	Quality string `json:"quality"`
+	Code    uint32 `json:"code,omitempty"`
+	TS      int64  `json:"ts"`
+}
+
+func jsonSample(s wire.Sample) onceJSON {
+	return onceJSON{Device: s.Device, Point: s.Point, Value: valueOf(s.Value), Quality: s.Quality.String(), Code: s.Code, TS: s.TS}
 }
 
 func valueOf(v wire.Value) any {
@@ -250,6 +250,9 @@ func formatValue(v wire.Value) string {
 	switch v.Kind() {
 	case wire.Float:
 		f, _ := v.Float()
+		if a := math.Abs(f); a >= 1e-4 && a < 1e15 || f == 0 {
+			return strconv.FormatFloat(f, 'f', -1, 64)
+		}
 		return strconv.FormatFloat(f, 'g', -1, 64)
 	case wire.Int:
 		return strconv.FormatInt(v.Int(), 10)
