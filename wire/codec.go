@@ -768,6 +768,10 @@ func (d *decoder) str(max int) ([]byte, error) {
 	// Fast path: no escapes and valid UTF-8, the common case, returns a
 	// slice of the message itself.
 	for p < len(data) {
+		if plainByte[data[p]] {
+			p++
+			continue
+		}
 		c := data[p]
 		if c == '"' {
 			if p-start-1 > max {
@@ -782,10 +786,6 @@ func (d *decoder) str(max int) ([]byte, error) {
 		if c < 0x20 {
 			d.pos = p
 			return nil, d.malformed("control character " + d.describe() + " in a string; escape it")
-		}
-		if c < utf8.RuneSelf {
-			p++
-			continue
 		}
 		r, size := utf8.DecodeRune(data[p:])
 		if r == utf8.RuneError && size == 1 {
@@ -879,6 +879,15 @@ func (d *decoder) str(max int) ([]byte, error) {
 		}
 	}
 }
+
+// plainByte marks the bytes a JSON string carries as they are: ASCII
+// other than control characters, '"' and '\\'.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func hex4(data []byte, p int) (rune, bool) {
 	if p+4 > len(data) {
