@@ -44,6 +44,9 @@ func (a *Agent) serveHTTP(listen string) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.mu.Lock()
+	a.httpAddr = ln.Addr().String()
+	a.mu.Unlock()
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -52,6 +55,13 @@ func (a *Agent) serveHTTP(listen string) (*http.Server, error) {
 	}()
 	a.log.Info("local HTTP endpoint", "listen", ln.Addr().String())
 	return srv, nil
+}
+
+// HTTPAddr is the address the local HTTP endpoint listens on ("" when off).
+func (a *Agent) HTTPAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.httpAddr
 }
 
 var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{

@@ -73,6 +73,7 @@ type Agent struct {
 	collCtx   context.Context
 	runCtx    context.Context
 	healthSet chan struct{}
+	httpAddr  string
 
 	commands  atomic.Uint64
 	cmdErrors atomic.Uint64

@@ -1,0 +1,91 @@
+package runner
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftiot/weft/internal/testservers"
+	"github.com/weftiot/weft/wire"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestLocalHTTPEndpoint(t *testing.T) {
+	sim := startSim(t, 2)
+	broker := testservers.Mosquitto(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.yaml")
+	os.WriteFile(path, []byte(agentConfig(filepath.Join(dir, "data"), broker.URL, sim.Addr(), 2, "metrics: {listen: 127.0.0.1:0}")), 0o644)
+	a, _ := startAgent(t, testOptions(path))
+	base := "http://" + a.HTTPAddr()
+	waitUntil(t, "connected and published", 10*time.Second, func() bool {
+		return a.forwarder().Connected() && a.forwarder().Health().PublishedBatch > 0
+	})
+
+	code, body := get(t, base+"/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		`weft_agent_info{agent="a1",config_hash="`,
+		"weft_agent_spool_batches ",
+		`weft_agent_spool_dropped_samples_total{reason="oldest"} 0`,
+		"weft_agent_mqtt_connected 1",
+		"weft_agent_mqtt_published_batches_total ",
+		"weft_agent_pipeline_samples_total ",
+		"weft_agent_pipeline_suppressed_samples_total ",
+		`weft_agent_device_state{device="dev1",protocol="modbus",state="ok"} 1`,
+		`weft_agent_device_state{device="dev2",protocol="modbus",state="down"} 0`,
+		`weft_agent_device_reads_total{device="dev2",protocol="modbus"} `,
+		`weft_agent_device_requests_total{device="dev1",protocol="modbus"} `,
+		`weft_agent_device_poll_seconds{device="dev1",protocol="modbus"} `,
+		"process_resident_memory_bytes ",
+		"go_goroutines ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// Every weft_ metric is documented in docs/metrics.md.
+	doc, err := os.ReadFile("../../../docs/metrics.md")
+	if err != nil {
+		t.Fatalf("docs/metrics.md: %v", err)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if name, ok := strings.CutPrefix(line, "# HELP "); ok && strings.HasPrefix(name, "weft_") {
+			name = strings.Fields(name)[0]
+			if !strings.Contains(string(doc), "`"+name+"`") {
+				t.Errorf("metric %s is not documented in docs/metrics.md", name)
+			}
+		}
+	}
+
+	code, body = get(t, base+"/healthz")
+	var h wire.Health
+	if code != 200 || json.Unmarshal([]byte(body), &h) != nil || h.Agent != "a1" || len(h.Devices) != 2 {
+		t.Errorf("/healthz: %d %s", code, body)
+	}
+	if code, _ := get(t, base+"/readyz"); code != 200 {
+		t.Errorf("/readyz while connected: %d", code)
+	}
+	if code, body := get(t, base+"/"); code != 200 || !strings.Contains(body, "dev2") || !strings.Contains(body, "connected") {
+		t.Errorf("status page: %d\n%s", code, body)
+	}
+	broker.Stop()
+	waitUntil(t, "not ready without the broker", 10*time.Second, func() bool { c, _ := get(t, base+"/readyz"); return c == 503 })
+}
