@@ -23,7 +23,9 @@ const (
 )
 
 // AppendBatch appends the version 1 JSON encoding of b to dst and returns it.
-// It allocates nothing beyond the growth of dst.
+// It allocates nothing beyond the growth of dst. b.Agent and b.Site must be
+// valid topic levels (CheckLevel) and names non-empty, or receivers reject
+// the message: validate them once, when the config is loaded.
 //
 // Encoding rules (docs/wire.md):
 //   - keys in a fixed order: v, agent, site, seq, samples; in a sample: device,
@@ -180,6 +182,10 @@ func appendString(dst []byte, s string) []byte {
 // b.Samples and, where the bytes are the same, the strings already in b.
 // It rejects anything malformed or past a limit with a *DecodeError that says
 // what and where; b.Samples is then empty and the rest of b unspecified.
+// The strings in b never alias data, so they stay valid after data is
+// reused; the array behind b.Samples is overwritten by the next decode into
+// b, so a receiver that keeps samples must copy them or decode into a new
+// Batch.
 //
 // Decoding rules (docs/wire.md): "v" must be the first key and equal Version;
 // agent, site, seq and samples are required, and in a sample device, point,
