@@ -72,7 +72,7 @@ func (c *checker) agent(a *Agent) {
 		for i := range p.Points {
 			ip := fmt.Sprintf("%s.points[%d]", pp, i)
 			c.uniquePoint(seen, p.Points[i].Name, ip)
-			c.point(&p.Points[i], proto, nil, func(k string) string { return join(ip, k) })
+			c.point(&p.Points[i], proto, func(k string) string { return join(ip, k) })
 		}
 	}
 
@@ -206,9 +206,14 @@ func (c *checker) device(a *Agent, dev *Device, dp string, ids map[string]string
 	for j := range dev.Points {
 		c.uniquePoint(seen, dev.Points[j].Name, fmt.Sprintf("%s.points[%d]", dp, j))
 	}
-	points, srcs := c.mergePoints(dev, dp, profile)
+	points, srcs, written := c.mergePoints(dev, dp, profile)
 	for k := range points {
-		c.point(&points[k], proto, dev, srcs[k])
+		if written[k] {
+			c.point(&points[k], proto, srcs[k])
+		}
+		// A profile point untouched by the device was checked with its
+		// profile; only what depends on the device is left.
+		c.deviceLimits(&points[k], proto, dev, srcs[k])
 	}
 	if len(points) == 0 && (dev.Profile == "" || (profile != nil && len(profile.Points) > 0)) {
 		c.bad(dp+".points", "the device has no points; add points: or a profile:")
@@ -232,16 +237,23 @@ func profileList(ps map[string]Profile) string {
 // order, each overridden key by key by a device point of the same name,
 // then the device's other points in their order. srcs[i] maps a key of
 // point i to where it was written, so a problem in a profile's key is
-// reported at the profile's line.
-func (c *checker) mergePoints(dev *Device, dp string, profile *Profile) ([]Point, []func(string) string) {
-	var points []Point
-	var srcs []func(string) string
+// reported at the profile's line. written[i] is true when the device wrote
+// some of point i.
+func (c *checker) mergePoints(dev *Device, dp string, profile *Profile) (points []Point, srcs []func(string) string, written []bool) {
+	n := len(dev.Points)
+	if profile != nil {
+		n += len(profile.Points)
+	}
+	points = make([]Point, 0, n)
+	srcs = make([]func(string) string, 0, n)
+	written = make([]bool, 0, n)
 	byName := map[string]int{}
 	if profile != nil {
 		for i := range profile.Points {
 			pp := fmt.Sprintf("profiles.%s.points[%d]", dev.Profile, i)
 			points = append(points, clonePoint(profile.Points[i]))
 			srcs = append(srcs, func(k string) string { return join(pp, k) })
+			written = append(written, false)
 			if n := profile.Points[i].Name; n != "" {
 				if _, dup := byName[n]; !dup {
 					byName[n] = i
@@ -255,6 +267,7 @@ func (c *checker) mergePoints(dev *Device, dp string, profile *Profile) ([]Point
 		if !ok || dev.Points[j].Name == "" {
 			points = append(points, clonePoint(dev.Points[j]))
 			srcs = append(srcs, func(k string) string { return join(ip, k) })
+			written = append(written, true)
 			continue
 		}
 		delete(byName, dev.Points[j].Name) // a second device point of that name extends (and is reported as a duplicate)
@@ -268,6 +281,7 @@ func (c *checker) mergePoints(dev *Device, dp string, profile *Profile) ([]Point
 				overridden[key] = true
 			}
 		}
+		written[i] = true
 		prof := srcs[i]
 		srcs[i] = func(k string) string {
 			if overridden[strings.SplitN(k, ".", 2)[0]] {
@@ -276,7 +290,7 @@ func (c *checker) mergePoints(dev *Device, dp string, profile *Profile) ([]Point
 			return prof(k)
 		}
 	}
-	return points, srcs
+	return points, srcs, written
 }
 
 // clonePoint copies a point so that devices sharing a profile share no
@@ -295,9 +309,9 @@ func clonePoint(p Point) Point {
 }
 
 // point checks one point of protocol proto ("" when unknown: only the
-// common keys are checked). dev is nil for a profile's point. src maps a
-// key of the point to its path in the file.
-func (c *checker) point(p *Point, proto string, dev *Device, src func(string) string) {
+// common keys are checked). src maps a key of the point to its path in the
+// file.
+func (c *checker) point(p *Point, proto string, src func(string) string) {
 	c.name(src("name"), p.Name, true, "the point a name")
 	if p.Deadband != nil && *p.Deadband < 0 {
 		c.bad(src("deadband"), "%g is negative; allowed 0 or more", *p.Deadband)
@@ -338,13 +352,19 @@ func (c *checker) point(p *Point, proto string, dev *Device, src func(string) st
 	switch proto {
 	case "modbus":
 		c.fieldErrors(p.Modbus.Validate(), src)
-		if dev != nil && dev.Modbus != nil && p.Modbus.Type == "string" {
-			limit := dev.Modbus.MaxRegistersPerRequest
-			if limit > 0 && limit <= 125 && p.Modbus.Length > limit {
-				c.bad(src("length"), "%d registers do not fit in one request of device %s (max_registers_per_request %d); allowed 1..%d", p.Modbus.Length, dev.ID, limit, limit)
-			}
-		}
 	case "opcua":
 		c.fieldErrors(p.OPCUA.Validate(), src)
+	}
+}
+
+// deviceLimits checks what a point asks of its device: a string must fit in
+// one request of the device's max_registers_per_request.
+func (c *checker) deviceLimits(p *Point, proto string, dev *Device, src func(string) string) {
+	if proto != "modbus" || dev.Modbus == nil || p.Modbus.Type != "string" {
+		return
+	}
+	limit := dev.Modbus.MaxRegistersPerRequest
+	if limit > 0 && limit <= 125 && p.Modbus.Length > limit {
+		c.bad(src("length"), "%d registers do not fit in one request of device %s (max_registers_per_request %d); allowed 1..%d", p.Modbus.Length, dev.ID, limit, limit)
 	}
 }

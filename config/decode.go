@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	yaml "github.com/goccy/go-yaml"
@@ -620,9 +621,14 @@ type fields struct {
 	keys  []string         // in declaration order
 }
 
+var fieldCache sync.Map // reflect.Type -> fields
+
 // fieldsOf lists a struct's yaml keys. Fields without a yaml tag and
 // unexported fields are not keys; `yaml:",inline"` merges a struct's keys.
 func fieldsOf(t reflect.Type) fields {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.(fields)
+	}
 	fs := fields{byKey: map[string][]int{}}
 	var walk func(t reflect.Type, prefix []int)
 	walk = func(t reflect.Type, prefix []int) {
@@ -648,6 +654,7 @@ func fieldsOf(t reflect.Type) fields {
 		}
 	}
 	walk(t, nil)
+	fieldCache.Store(t, fs)
 	return fs
 }
 
