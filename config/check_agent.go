@@ -159,6 +159,7 @@ func (c *checker) device(a *Agent, dev *Device, dp string, ids map[string]string
 		} else {
 			mp := dp + ".modbus"
 			c.fieldErrors(dev.Modbus.Validate(), func(k string) string { return join(mp, k) })
+			c.interval(mp+".timeout", dev.Modbus.Timeout)
 			// 0 is "use the default" to the driver; written out, it is a mistake.
 			if c.set(mp+".max_registers_per_request") && dev.Modbus.MaxRegistersPerRequest == 0 {
 				c.bad(mp+".max_registers_per_request", "0 is out of range; allowed 1..125")
@@ -175,6 +176,8 @@ func (c *checker) device(a *Agent, dev *Device, dp string, ids map[string]string
 			c.bad(dp+".opcua", "missing; an opcua device needs an opcua: section with at least endpoint")
 		} else {
 			c.fieldErrors(dev.OPCUA.Validate(), func(k string) string { return join(dp+".opcua", k) })
+			c.interval(dp+".opcua.timeout", dev.OPCUA.Timeout)
+			c.interval(dp+".opcua.publishing_interval", dev.OPCUA.PublishingInterval)
 		}
 		if dev.Modbus != nil {
 			c.badKey(dp+".modbus", "a modbus section on an opcua device (the protocol comes from %s); remove it", from)
@@ -354,6 +357,7 @@ func (c *checker) point(p *Point, proto string, src func(string) string) {
 		c.fieldErrors(p.Modbus.Validate(), src)
 	case "opcua":
 		c.fieldErrors(p.OPCUA.Validate(), src)
+		c.interval(src("sampling_interval"), p.OPCUA.SamplingInterval)
 	}
 }
 

@@ -40,3 +40,33 @@ func FuzzParseAgent(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseGateway is FuzzParseAgent for the gateway's file.
+func FuzzParseGateway(f *testing.F) {
+	f.Add(GatewaySample())
+	f.Add(AgentSample())
+	f.Add([]byte("gateway: {id: gw}\nmqtt: {broker: embedded}\nauth: {admin_tokens: [\"${T:-0123456789abcdef}\"]}\n"))
+	files, _ := filepath.Glob("testdata/errors/gw-*.yaml")
+	for _, file := range files {
+		if data, err := os.ReadFile(file); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := ParseGateway("fuzz.yaml", data)
+		if err == nil {
+			if g == nil || g.MQTT.Broker == "" {
+				t.Fatalf("no problems but no usable config: %+v", g)
+			}
+			return
+		}
+		for _, e := range AsErrors(err) {
+			if e.Line < 0 || e.Col < 0 || e.Msg == "" {
+				t.Fatalf("bad problem %#v", e)
+			}
+		}
+		if AsErrors(err) == nil {
+			t.Fatalf("ParseGateway returned %T %v, want Errors", err, err)
+		}
+	})
+}
