@@ -20,7 +20,7 @@ import (
 // as password_file is. A file that does not exist is not its business (the
 // link that needs it reports that). docs/security.md explains the rules.
 func CheckSecrets(cfgPath string, cfg *Agent) []error {
-	s := secrets{dir: filepath.Dir(cfgPath)}
+	s := secrets{cfg: cfgPath, dir: filepath.Dir(cfgPath)}
 	s.keyFile("mqtt.tls.key", cfg.MQTT.TLS.Key)
 	s.keyFile("mqtt.password_file", cfg.MQTT.PasswordFile)
 	for i, d := range cfg.Devices {
@@ -59,7 +59,7 @@ func CheckSecrets(cfgPath string, cfg *Agent) []error {
 // CheckGatewaySecrets is CheckSecrets for the gateway's file: the MQTT key
 // and password, the InfluxDB token and the API tokens.
 func CheckGatewaySecrets(cfgPath string, cfg *Gateway) []error {
-	s := secrets{dir: filepath.Dir(cfgPath)}
+	s := secrets{cfg: cfgPath, dir: filepath.Dir(cfgPath)}
 	s.keyFile("mqtt.tls.key", cfg.MQTT.TLS.Key)
 	s.keyFile("mqtt.password_file", cfg.MQTT.PasswordFile)
 	if cfg.InfluxDB != nil {
@@ -98,8 +98,8 @@ func CheckGatewaySecrets(cfgPath string, cfg *Gateway) []error {
 
 // secrets collects the problems of one config.
 type secrets struct {
-	dir  string
-	errs []error
+	cfg, dir string
+	errs     []error
 }
 
 // literal is a secret-holding key as written in the file.
@@ -127,8 +127,8 @@ func (s *secrets) keyFile(key, file string) {
 		file = filepath.Join(s.dir, file)
 	}
 	if open, mode := worldReadable(file); open {
-		s.errs = append(s.errs, fmt.Errorf("%s: %s is readable by every user of this box (mode %04o), and it holds a secret; fix: chmod 600 %s (and chown it to the user the service runs as)",
-			key, file, mode, file))
+		s.errs = append(s.errs, fmt.Errorf("%s: %s: %s holds a secret and is readable by every user of this box (mode %04o); fix: chmod 600 %s (owned by the user the service runs as)",
+			s.cfg, key, file, mode, file))
 	}
 }
 
@@ -158,7 +158,7 @@ func (s *secrets) literals(cfgPath string, parse func([]byte) ([]literal, error)
 		if l.fileKey != "" {
 			alt = l.fileKey + " (a file of mode 600) or ${ENV_VAR}"
 		}
-		s.errs = append(s.errs, fmt.Errorf("%s: %s is written in the file, and the file is readable by every user of this box (mode %04o); fix: chmod 640 %s (group of the service user), or use %s instead",
+		s.errs = append(s.errs, fmt.Errorf("%s: %s: a secret written in a file readable by every user of this box (mode %04o); fix: chmod 640 %s (group of the service user), or use %s instead",
 			cfgPath, l.key, mode, cfgPath, alt))
 	}
 }
