@@ -467,11 +467,8 @@ func (in *Ingest) write(ctx context.Context) {
 
 // store writes one group until it works; false if ctx ended first.
 func (in *Ingest) store(ctx context.Context, g *group) bool {
-	decoded := 0
-	for range g.batches {
-		decoded++
-	}
-	if len(g.batches) == 0 {
+	decoded := len(g.batches)
+	if decoded == 0 {
 		return true
 	}
 	backoff := 100 * time.Millisecond
