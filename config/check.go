@@ -176,6 +176,7 @@ func (c *checker) secretFile(path, file string, dst *string) {
 func (c *checker) mqtt(m *MQTT, gateway bool) {
 	const schemes = "tcp://host:port, ssl://host:port (also tls:// or mqtts://), ws://host:port/path or wss://host:port/path"
 	encrypted := false
+	shown := redactURL(m.Broker) // a password in the URL never appears in a message
 	switch {
 	case m.Broker == "":
 		if gateway {
@@ -190,7 +191,7 @@ func (c *checker) mqtt(m *MQTT, gateway bool) {
 	default:
 		u, err := url.Parse(m.Broker)
 		if err != nil || !strings.Contains(m.Broker, "://") {
-			c.bad("mqtt.broker", "%q is not a URL; allowed %s", m.Broker, schemes)
+			c.bad("mqtt.broker", "%q is not a URL; allowed %s", shown, schemes)
 			break
 		}
 		switch u.Scheme {
@@ -201,9 +202,9 @@ func (c *checker) mqtt(m *MQTT, gateway bool) {
 				if encrypted {
 					port = "8883"
 				}
-				c.bad("mqtt.broker", "%q has no port; allowed %s://host:port, like %s://127.0.0.1:%s", m.Broker, u.Scheme, u.Scheme, port)
+				c.bad("mqtt.broker", "%q has no port; allowed %s://host:port, like %s://127.0.0.1:%s", shown, u.Scheme, u.Scheme, port)
 			} else if u.Path != "" && u.Path != "/" {
-				c.bad("mqtt.broker", "%q has a path; %s:// takes only host:port", m.Broker, u.Scheme)
+				c.bad("mqtt.broker", "%q has a path; %s:// takes only host:port", shown, u.Scheme)
 			}
 		case "ws", "wss":
 			encrypted = u.Scheme == "wss"
@@ -211,7 +212,7 @@ func (c *checker) mqtt(m *MQTT, gateway bool) {
 			c.bad("mqtt.broker", "scheme %q is not an MQTT transport; allowed %s", u.Scheme, schemes)
 		}
 		if u.Scheme != "" && u.Hostname() == "" {
-			c.bad("mqtt.broker", "%q has no host; allowed %s", m.Broker, schemes)
+			c.bad("mqtt.broker", "%q has no host; allowed %s", shown, schemes)
 		}
 		if p := u.Port(); p != "" {
 			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
@@ -223,7 +224,7 @@ func (c *checker) mqtt(m *MQTT, gateway bool) {
 		}
 	}
 	if m.TLS != (TLS{}) && m.Broker != "" && m.Broker != "embedded" && !encrypted && strings.Contains(m.Broker, "://") {
-		c.badKey("mqtt.tls", "is set but the broker %s is not encrypted; use ssl://, tls://, mqtts:// or wss://", m.Broker)
+		c.badKey("mqtt.tls", "is set but the broker %s is not encrypted; use ssl://, tls://, mqtts:// or wss://", shown)
 	}
 	if (m.TLS.Cert == "") != (m.TLS.Key == "") {
 		missing := "mqtt.tls.key"
@@ -278,4 +279,17 @@ func checkTopicPrefix(p string) string {
 		}
 	}
 	return ""
+}
+
+// redactURL hides the password of a URL with user information (and the
+// whole text when it cannot be parsed but looks like it holds one).
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if strings.Contains(s, "@") {
+			return "(a URL with user information, not shown)"
+		}
+		return s
+	}
+	return u.Redacted()
 }

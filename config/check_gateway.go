@@ -14,7 +14,7 @@ func (c *checker) gateway(g *Gateway) {
 	c.hostPort("gateway.http", g.Gateway.HTTP, "127.0.0.1:8080")
 	c.hostPort("gateway.embedded_listen", g.Gateway.EmbeddedListen, "127.0.0.1:1883")
 	if g.Gateway.EmbeddedListen != "" && g.MQTT.Broker != "embedded" && g.MQTT.Broker != "" {
-		c.badKey("gateway.embedded_listen", "is set but mqtt.broker is %s, not embedded; remove it or set mqtt.broker: embedded", g.MQTT.Broker)
+		c.badKey("gateway.embedded_listen", "is set but mqtt.broker is %s, not embedded; remove it or set mqtt.broker: embedded", redactURL(g.MQTT.Broker))
 	}
 
 	c.mqtt(&g.MQTT, true)
@@ -24,7 +24,7 @@ func (c *checker) gateway(g *Gateway) {
 		case in.URL == "":
 			c.bad("influxdb.url", "missing; allowed http://host:port or https://host:port, like http://127.0.0.1:8086")
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "":
-			c.bad("influxdb.url", "%q is not an http:// or https:// URL with a host; allowed a URL like http://127.0.0.1:8086", in.URL)
+			c.bad("influxdb.url", "%q is not an http:// or https:// URL with a host; allowed a URL like http://127.0.0.1:8086", redactURL(in.URL))
 		default:
 			if p := u.Port(); p != "" {
 				if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {

@@ -470,3 +470,16 @@ func TestEmptyAndOddFiles(t *testing.T) {
 		t.Errorf("a missing file is an ordinary error, got %v", err)
 	}
 }
+
+// TestURLPasswordHidden: a password written into a URL is refused without
+// being shown.
+func TestURLPasswordHidden(t *testing.T) {
+	es := problemsOf(t, "agent: {id: a1, site: s1}\nmqtt: {broker: \"tcp://u:hunter2-hunter2@127.0.0.1\", tls: {ca: x.pem}}\n"+
+		"devices: [{id: d, modbus: {target: tcp://127.0.0.1:502}, points: [{name: p, table: coil, address: 0}]}]\n")
+	if len(es) != 3 {
+		t.Errorf("want no port, user information and tls problems, got\n%v", es)
+	}
+	if strings.Contains(es.Error(), "hunter2") {
+		t.Errorf("a problem shows the password:\n%v", es)
+	}
+}
