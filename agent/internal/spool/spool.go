@@ -241,7 +241,7 @@ func Open(path string, opts Options) (*Spool, error) {
 	s := &Spool{
 		path:   path,
 		opts:   opts,
-		log:    opts.Logger.With("component", "spool", "path", path),
+		log:    opts.Logger.With("path", path), // the caller names the component
 		floor:  seqFloor{path: path + ".seq", noSync: opts.NoSync},
 		kick:   make(chan struct{}, 1),
 		notify: make(chan struct{}, 1),
@@ -278,19 +278,40 @@ func (s *Spool) Append(ctx context.Context, samples int, encode func(seq uint64)
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	seq, done, err := s.AppendAsync(samples, encode)
+	if err != nil {
+		return seq, err
+	}
+	select {
+	case err := <-done:
+		return seq, err
+	case <-ctx.Done():
+		return seq, ctx.Err()
+	}
+}
+
+// AppendAsync is Append for a caller that keeps several batches in flight:
+// it reserves the sequence number and calls encode before it returns (so
+// sequence order is call order), and reports the durable result on done
+// (buffered; exactly one value, nil once the batch is fsync'd). A single
+// caller that waits for each Append is bound to one batch per commit; one
+// that keeps a few AppendAsync results outstanding lets them share commits.
+// An err returned directly (ErrClosed, ErrFull when already full, encode's
+// error) means nothing was queued and done is nil.
+func (s *Spool) AppendAsync(samples int, encode func(seq uint64) ([]byte, error)) (seq uint64, done <-chan error, err error) {
 	if samples < 0 {
-		return 0, fmt.Errorf("spool append: negative sample count %d", samples)
+		return 0, nil, fmt.Errorf("spool append: negative sample count %d", samples)
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return 0, ErrClosed
+		return 0, nil, ErrClosed
 	}
 	if s.opts.Overflow == DropNewest && s.opts.MaxBytes > 0 && s.st.Bytes >= s.opts.MaxBytes {
 		// Already full: refuse without spending a sequence number.
 		s.st.DroppedNewest += uint64(samples)
 		s.mu.Unlock()
-		return 0, ErrFull
+		return 0, nil, ErrFull
 	}
 	s.lastSeq++
 	r := &appendReq{seq: s.lastSeq, samples: samples, done: make(chan error, 1)}
@@ -313,17 +334,9 @@ func (s *Spool) Append(ctx context.Context, samples int, encode func(seq uint64)
 	}
 	s.ready(r, data, err)
 	if err != nil {
-		return r.seq, fmt.Errorf("spool append seq %d: encode: %w", r.seq, err)
+		return r.seq, nil, fmt.Errorf("spool append seq %d: encode: %w", r.seq, err)
 	}
-	select {
-	case err := <-r.done:
-		if err != nil {
-			return r.seq, err
-		}
-		return r.seq, nil
-	case <-ctx.Done():
-		return r.seq, ctx.Err()
-	}
+	return r.seq, r.done, nil
 }
 
 func (s *Spool) ready(r *appendReq, data []byte, err error) {

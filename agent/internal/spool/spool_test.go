@@ -216,3 +216,27 @@ func TestClosed(t *testing.T) {
 		t.Fatalf("Ack after Close = %v", err)
 	}
 }
+
+func TestAppendAsyncInFlight(t *testing.T) {
+	s, _ := openT(t, Options{})
+	var dones []<-chan error
+	for i := range 50 {
+		seq, done, err := s.AppendAsync(3, func(seq uint64) ([]byte, error) { return payload(seq, 100), nil })
+		if err != nil || seq != uint64(i+1) {
+			t.Fatalf("AppendAsync %d = %d, %v", i, seq, err)
+		}
+		dones = append(dones, done)
+	}
+	for i, d := range dones {
+		if err := <-d; err != nil {
+			t.Fatalf("batch %d: %v", i+1, err)
+		}
+	}
+	st := s.Stats()
+	if st.Batches != 50 || st.Commits >= 50 {
+		t.Fatalf("stats %+v: 50 batches in flight should share commits", st)
+	}
+	if got := seqsOf(peekAll(t, s)); len(got) != 50 || got[49] != 50 {
+		t.Fatalf("stored %v", got)
+	}
+}
