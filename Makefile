@@ -53,6 +53,9 @@ check: ## gofmt, go vet, and the race detector on the short tests
 bench: ## run the Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+soak: ## the long forms of the crash tests (WEFT_SOAK=1: e.g. 200 kill -9 rounds of the spool)
+	WEFT_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'Crash|Soak' ./...
+
 demo: build ## run simulated PLCs, agents and the gateway with its dashboard (Ctrl-C stops)
 	@./deploy/demo/run.sh
 
