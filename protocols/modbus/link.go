@@ -265,7 +265,8 @@ func readMBAP(r io.Reader, req []byte) ([]byte, error) {
 
 // readRTU reads one RTU answer and checks it belongs to req.
 func readRTU(r io.Reader, req []byte) ([]byte, error) {
-	buf := make([]byte, 256)
+	// The longest frame: unit, function, byte count 255, data, CRC.
+	buf := make([]byte, 3+255+2)
 	if _, err := io.ReadFull(r, buf[:2]); err != nil {
 		return nil, err
 	}

@@ -4,9 +4,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
+
+// BaudRates are the serial line speeds the driver can set.
+var BaudRates = []int{1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600}
 
 // Target is a parsed device target (DeviceConfig.Target).
 type Target struct {
@@ -81,8 +85,8 @@ func ParseTarget(s string) (Target, error) {
 			switch key {
 			case "baud":
 				t.Baud, err = strconv.Atoi(v)
-				if err != nil || t.Baud < 50 || t.Baud > 4000000 {
-					return Target{}, fmt.Errorf("target %q: baud %q: want a rate such as 9600 or 19200", s, v)
+				if err != nil || !slices.Contains(BaudRates, t.Baud) {
+					return Target{}, fmt.Errorf("target %q: baud %q: want one of %v", s, v, BaudRates)
 				}
 			case "data_bits":
 				t.DataBits, err = strconv.Atoi(v)

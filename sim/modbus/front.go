@@ -192,7 +192,9 @@ func resync(rw deadliner, br *bufio.Reader) {
 
 // readRTURequest reads one RTU request and returns unit + PDU.
 func readRTURequest(r io.Reader) ([]byte, error) {
-	buf := make([]byte, 260)
+	// The longest frame: unit, function, address, quantity, byte count 255,
+	// data, CRC.
+	buf := make([]byte, 7+255+2)
 	if _, err := io.ReadFull(r, buf[:2]); err != nil {
 		return nil, err
 	}
