@@ -93,6 +93,16 @@ func startGateway(t *testing.T, yaml string) *gw {
 		}
 	}
 	t.Cleanup(g.stop)
+	// Healthy once subscribed: before that, a first-time gateway has no
+	// session in the broker and what agents publish reaches nobody.
+	waitFor(t, 20*time.Second, "gateway subscribed", func() bool {
+		resp, err := http.Get(g.HTTP + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 	return g
 }
 

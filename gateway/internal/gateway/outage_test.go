@@ -83,8 +83,13 @@ func TestTwoGatewaysShareTheLoad(t *testing.T) {
 			t.Errorf("agent %s: %d points, want %d", id, n, batches*perBatch)
 		}
 	}
-	s1 := metric(t, g1, `weft_gateway_messages_total{outcome="stored"}`)
-	s2 := metric(t, g2, `weft_gateway_messages_total{outcome="stored"}`)
+	// The counters move just after the write InfluxDB already shows.
+	var s1, s2 float64
+	waitFor(t, 10*time.Second, "stored counters", func() bool {
+		s1 = metric(t, g1, `weft_gateway_messages_total{outcome="stored"}`)
+		s2 = metric(t, g2, `weft_gateway_messages_total{outcome="stored"}`)
+		return s1+s2 == 2*batches
+	})
 	if s1+s2 != 2*batches || s1 == 0 || s2 == 0 {
 		t.Errorf("messages stored by gw-1 %v and gw-2 %v; want both > 0 and %d in all", s1, s2, 2*batches)
 	}

@@ -189,7 +189,8 @@ func (in *Ingest) setConnected(c bool) {
 }
 
 // onConnect subscribes on every (re)connection: the session may be new, and
-// subscribing again brings the retained statuses.
+// subscribing again brings the retained statuses. A failed subscription is
+// retried every 5 s while the connection lasts.
 func (in *Ingest) onConnect(c mqtt.Client) {
 	subs := map[string]byte{
 		in.DataFilter():            1,
@@ -197,23 +198,42 @@ func (in *Ingest) onConnect(c mqtt.Client) {
 		in.topics.HealthWildcard(): 0,
 		in.topics.ReplyWildcard():  1,
 	}
-	t := c.SubscribeMultiple(subs, nil)
-	if !t.WaitTimeout(30*time.Second) || t.Error() != nil {
+	for {
+		err := in.subscribe(c, subs)
+		if err == nil {
+			break
+		}
 		in.o.Metrics.Errors.WithLabelValues("subscribe").Inc()
-		in.log.Error("subscribe failed; dropping the connection to try again", "error", t.Error())
-		go c.Disconnect(0) // auto reconnect does not follow an explicit disconnect
-		return
-	}
-	if st, ok := t.(*mqtt.SubscribeToken); ok {
-		for topic, code := range st.Result() {
-			if code == 0x80 {
-				in.o.Metrics.Errors.WithLabelValues("subscribe").Inc()
-				in.log.Error("the broker refused a subscription", "filter", topic)
-			}
+		in.log.Error("subscribe failed; retrying in 5s", "error", err)
+		select {
+		case <-time.After(5 * time.Second):
+		case <-in.stop:
+			return
+		}
+		if !c.IsConnectionOpen() {
+			return // the next connection subscribes again
 		}
 	}
 	in.setConnected(true)
 	in.log.Info("connected to the broker", "broker", in.o.Broker, "client_id", in.o.ClientID, "data", in.DataFilter())
+}
+
+func (in *Ingest) subscribe(c mqtt.Client, subs map[string]byte) error {
+	t := c.SubscribeMultiple(subs, nil)
+	if !t.WaitTimeout(30 * time.Second) {
+		return errors.New("no SUBACK in 30s")
+	}
+	if t.Error() != nil {
+		return t.Error()
+	}
+	if st, ok := t.(*mqtt.SubscribeToken); ok {
+		for topic, code := range st.Result() {
+			if code == 0x80 {
+				return fmt.Errorf("the broker refused the subscription %q (check its ACL for this client)", topic)
+			}
+		}
+	}
+	return nil
 }
 
 // onMessage is paho's handler for every message. It must not block long:

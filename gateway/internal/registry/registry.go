@@ -608,6 +608,18 @@ func (r *Registry) Flush() error {
 		return nil
 	})
 	if err != nil {
+		// Mark everything again so the next Flush retries it.
+		r.mu.Lock()
+		for _, rc := range recs {
+			r.dirty[string(rc.k)] = true
+		}
+		for _, al := range alertRecs {
+			if _, newer := r.alerts.dirty[al.ID]; !newer {
+				r.alerts.dirty[al.ID] = al
+			}
+		}
+		r.alerts.deleted = append(r.alerts.deleted, deletes...)
+		r.mu.Unlock()
 		return fmt.Errorf("registry: save to %s: %w", r.db.Path(), err)
 	}
 	return nil
