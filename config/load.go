@@ -36,8 +36,12 @@ func LoadAgent(path string) (*Agent, error) {
 // used in messages, and the directory that password_file paths are
 // relative to.
 func ParseAgent(name string, data []byte) (*Agent, error) {
+	return parseAgent(name, data, os.LookupEnv)
+}
+
+func parseAgent(name string, data []byte, getenv func(string) (string, bool)) (*Agent, error) {
 	var a Agent
-	c, ok := parse(name, data, &a)
+	c, ok := parse(name, data, &a, getenv)
 	if ok {
 		c.agent(&a)
 		c.secretFile("mqtt.password_file", a.MQTT.PasswordFile, &a.MQTT.Password)
@@ -69,8 +73,12 @@ func LoadGateway(path string) (*Gateway, error) {
 // used in messages, and the directory that token_file and password_file
 // paths are relative to.
 func ParseGateway(name string, data []byte) (*Gateway, error) {
+	return parseGateway(name, data, os.LookupEnv)
+}
+
+func parseGateway(name string, data []byte, getenv func(string) (string, bool)) (*Gateway, error) {
 	var g Gateway
-	c, ok := parse(name, data, &g)
+	c, ok := parse(name, data, &g, getenv)
 	if ok {
 		c.gateway(&g)
 		c.secretFile("mqtt.password_file", g.MQTT.PasswordFile, &g.MQTT.Password)
@@ -86,11 +94,11 @@ func ParseGateway(name string, data []byte) (*Gateway, error) {
 	return &g, nil
 }
 
-// parse decodes data into dst (a pointer to a schema struct). ok is false
-// when the file is not YAML at all, so that the semantic rules are not run
-// on an empty struct.
-func parse(name string, data []byte, dst any) (c *checker, ok bool) {
-	d := newDecoder(name, os.LookupEnv)
+// parse decodes data into dst (a pointer to a schema struct), taking ${VAR}
+// values from getenv. ok is false when the file is not YAML at all, so that
+// the semantic rules are not run on an empty struct.
+func parse(name string, data []byte, dst any, getenv func(string) (string, bool)) (c *checker, ok bool) {
+	d := newDecoder(name, getenv)
 	c = &checker{d: d, dir: filepath.Dir(name)}
 	root := d.parse(data)
 	if len(d.errs) > 0 {

@@ -68,10 +68,17 @@ func TestSamplesParse(t *testing.T) {
 // TestDeployFilesParse loads every Weft config under deploy/. A YAML file
 // is a Weft agent config when its top level has an agent: key, a gateway
 // config when it has gateway:; other YAML (compose files, CI) is skipped.
-// The secrets the examples take from the environment are set here.
+// Those files get their secrets and per-instance values from the
+// environment of their deployment: here a variable that is not set reads as
+// deployPlaceholder(NAME), a valid id and a long enough token. A file that
+// needs a number from the environment must give it a default (${N:-3}).
 func TestDeployFilesParse(t *testing.T) {
-	t.Setenv("MQTT_PASSWORD", "test-password")
-	t.Setenv("OPCUA_PASSWORD", "test-password")
+	getenv := func(name string) (string, bool) {
+		if v, ok := os.LookupEnv(name); ok {
+			return v, true
+		}
+		return deployPlaceholder(name), true
+	}
 	n := 0
 	err := filepath.WalkDir("../deploy", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -90,12 +97,12 @@ func TestDeployFilesParse(t *testing.T) {
 		switch weftKind(data) {
 		case "agent":
 			n++
-			if _, err := ParseAgent(path, data); err != nil {
+			if _, err := parseAgent(path, data, getenv); err != nil {
 				t.Errorf("%v", err)
 			}
 		case "gateway":
 			n++
-			if _, err := ParseGateway(path, data); err != nil {
+			if _, err := parseGateway(path, data, getenv); err != nil {
 				t.Errorf("%v", err)
 			}
 		}
@@ -105,6 +112,10 @@ func TestDeployFilesParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d Weft config files under deploy/", n)
+}
+
+func deployPlaceholder(name string) string {
+	return "placeholder-" + strings.ToLower(strings.ReplaceAll(name, "_", "-"))
 }
 
 // weftKind tells a Weft config by its top-level key.
