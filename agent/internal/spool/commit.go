@@ -90,7 +90,13 @@ func (s *Spool) headExpired() bool {
 }
 
 func (s *Spool) expired(appended, now time.Time) bool {
-	return s.opts.MaxAge > 0 && appended.Unix() >= clockFloorUnix && now.Sub(appended) > s.opts.MaxAge
+	return expiredAt(s.opts.MaxAge, appended, now)
+}
+
+// expiredAt reports whether a batch appended at appended is older than
+// maxAge at now. One stamped by a clock not yet set never is.
+func expiredAt(maxAge time.Duration, appended, now time.Time) bool {
+	return maxAge > 0 && appended.Unix() >= clockFloorUnix && now.Sub(appended) > maxAge
 }
 
 // delta is what one transaction changed, applied to s.st after it commits.
