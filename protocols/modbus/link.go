@@ -178,9 +178,9 @@ func (l *link) roundTrip(ctx context.Context, req []byte, timeout time.Duration)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	if l.target.Serial() {
+	if f, ok := c.(*os.File); ok {
 		// Whatever is on the line now is left over from an earlier exchange.
-		drain(c, 0)
+		flushInput(f)
 	}
 	c.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })

@@ -64,3 +64,13 @@ func openSerial(t Target) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), t.Address), nil
 }
+
+// flushInput discards what the serial driver has received and not yet been
+// read: left-overs of an earlier exchange (a late answer, line noise).
+func flushInput(f *os.File) {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	raw.Control(func(fd uintptr) { unix.IoctlSetInt(int(fd), unix.TCFLSH, unix.TCIFLUSH) })
+}

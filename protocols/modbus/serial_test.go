@@ -101,3 +101,30 @@ func TestSerialRTUAndASCII(t *testing.T) {
 		})
 	}
 }
+
+// A late answer on a serial line (RTU has no transaction id): the retry may
+// take it, but the answer the device then sends to the retry is flushed
+// before the next request, so no later request reads a left-over answer.
+func TestSerialLateAnswerIsFlushed(t *testing.T) {
+	a, b := ptyPair(t)
+	s := startSim(t, sim.Options{Serial: b, Profile: "testregs"})
+	pool := modbus.NewPool(nil)
+	defer pool.Close()
+	d1 := newDriver(t, pool, "d1", modbus.DeviceConfig{Target: "rtu://" + a + "?baud=19200", Timeout: 100 * time.Millisecond}, []modbus.Point{hp("x", 100, "int16")})
+	d2 := newDriver(t, pool, "d2", modbus.DeviceConfig{Target: "rtu://" + a + "?baud=19200", Timeout: 300 * time.Millisecond}, []modbus.Point{hp("y", 101, "uint16")})
+	s.SetFault(sim.Fault{LateNext: 1, LateBy: 150 * time.Millisecond})
+	got, err := poll(t, d1)
+	if err != nil || got["x"].Value.Int() != int64(sim.TestRegs.Int16) {
+		t.Fatalf("late poll: %v %+v", err, got["x"])
+	}
+	time.Sleep(50 * time.Millisecond) // the answer to the retry arrives
+	for range 3 {
+		got, err = poll(t, d2)
+		if err != nil || got["y"].Value.Uint() != uint64(sim.TestRegs.Uint16) {
+			t.Fatalf("next device read a left-over answer: %v %+v", err, got["y"])
+		}
+	}
+	if st := d2.Stats(); st.Errors != 0 {
+		t.Errorf("d2 errors %d: %s", st.Errors, st.LastError)
+	}
+}
