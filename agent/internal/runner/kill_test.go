@@ -5,12 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/weftiot/weft/agent/internal/spool"
+	"github.com/weftiot/weft/config"
 	"github.com/weftiot/weft/internal/testservers"
 	"github.com/weftiot/weft/wire"
 )
@@ -194,4 +196,42 @@ func (r *collector) has(seq uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.seen[seq] > 0
+}
+
+// SIGHUP to a real `weft-agent run`: a file with problems is refused and
+// the agent runs on with its config; a good file is applied and the
+// retained status shows its hash.
+func TestSIGHUPRealProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the weft-agent binary")
+	}
+	bin := agentBinary(t)
+	sim := startSim(t, 2)
+	broker := testservers.Mosquitto(t)
+	rcv := listen(t, broker.URL, "hup-listener")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.yaml")
+	orig := agentConfig(filepath.Join(dir, "data"), broker.URL, sim.Addr(), 1, "")
+	os.WriteFile(path, []byte(orig), 0o644)
+	log := &syncBuffer{}
+	p := startProcess(t, bin, path, log)
+	waitUntil(t, "online", 20*time.Second, func() bool { return rcv.lastStatus().State == wire.Online })
+
+	os.WriteFile(path, []byte("agent: {id: a1\n"), 0o644)
+	p.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, "the refusal logged", 10*time.Second, func() bool { return strings.Contains(log.String(), "config reload refused") })
+	before := rcv.distinctSeqs()
+	waitUntil(t, "data still flowing", 10*time.Second, func() bool { return rcv.distinctSeqs() > before+3 })
+
+	good := agentConfig(filepath.Join(dir, "data"), broker.URL, sim.Addr(), 2, "")
+	os.WriteFile(path, []byte(good), 0o644)
+	p.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, "status with the new hash", 10*time.Second, func() bool {
+		st := rcv.lastStatus()
+		return st.ConfigHash == config.Hash([]byte(good)) && len(st.Devices) == 2
+	})
+	p.Process.Signal(syscall.SIGTERM)
+	if err := p.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v\n%s", err, log.String())
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/weftiot/weft/config"
 	"github.com/weftiot/weft/internal/testservers"
 	modbussim "github.com/weftiot/weft/sim/modbus"
+	opcuasim "github.com/weftiot/weft/sim/opcua"
 	"github.com/weftiot/weft/wire"
 )
 
@@ -496,4 +497,49 @@ func TestReloadKeepsOldConfigOnBadFile(t *testing.T) {
 		d := a.Health().Devices
 		return len(d) == 2 && d[1].Reads > 0
 	})
+}
+
+// OPC UA through the whole path: a subscribed and a polled point of the
+// OPC UA simulator arrive at the broker.
+func TestEndToEndOPCUA(t *testing.T) {
+	sim, err := opcuasim.Start(opcuasim.Options{Addr: "127.0.0.1:0", Profile: "all", UpdateInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Stop)
+	broker := testservers.Mosquitto(t)
+	rcv := listen(t, broker.URL, "opcua-listener")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.yaml")
+	cfg := fmt.Sprintf(`agent: {id: a1, site: %s, data_dir: %s}
+mqtt: {broker: %q}
+batch: {max_samples: 50, flush_interval: 100ms}
+devices:
+  - id: opc1
+    interval: 200ms
+    opcua: {endpoint: %q, timeout: 3s}
+    points:
+      - {name: counter, node: "ns=1;s=Types.Counter"}
+      - {name: double, node: "ns=1;s=Types.Double", mode: poll, scale: 2}
+`, testSite, filepath.Join(dir, "data"), broker.URL, sim.Endpoint())
+	os.WriteFile(path, []byte(cfg), 0o644)
+	a, stop := startAgent(t, testOptions(path))
+	waitUntil(t, "subscribed and polled samples at the broker", 20*time.Second, func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		got := map[string]int{}
+		for _, b := range rcv.first {
+			for _, s := range b.Samples {
+				if s.Quality == wire.Good {
+					got[s.Point]++
+				}
+			}
+		}
+		return got["counter"] >= 3 && got["double"] >= 3
+	})
+	h := a.Health()
+	stop()
+	if len(h.Devices) != 1 || h.Devices[0].State != wire.DeviceOK || h.Devices[0].Protocol != "opcua" {
+		t.Errorf("device health %+v", h.Devices)
+	}
 }
