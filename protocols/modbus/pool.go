@@ -20,12 +20,13 @@ type Pool struct {
 	links map[string]*link
 }
 
-// NewPool makes an empty pool. logger may be nil.
+// NewPool makes an empty pool. logger (nil: discard) is used as given; the
+// caller names the component, e.g. logger.With("component", "modbus").
 func NewPool(logger *slog.Logger) *Pool {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Pool{log: logger.With("component", "modbus"), links: map[string]*link{}}
+	return &Pool{log: logger, links: map[string]*link{}}
 }
 
 // Driver makes the driver of one device: it checks the points, plans the

@@ -72,13 +72,17 @@ type Fault struct {
 	// so that a client that gave up may see the answer later.
 	LateNext int
 	LateBy   time.Duration
-	// GarbageNext: the next N answers are random bytes.
+	// GarbageNext: the next N answers are random bytes; GarbageRate, that
+	// fraction (0..1) of all answers.
 	GarbageNext int
+	GarbageRate float64
 	// StaleNext: the next N answers carry the previous transaction id, as
 	// a late answer to an earlier request would (Modbus TCP only).
 	StaleNext int
-	// DisconnectNext: the next N requests close the connection instead.
+	// DisconnectNext: the next N requests close the connection instead;
+	// DisconnectRate, that fraction (0..1) of all requests.
 	DisconnectNext int
+	DisconnectRate float64
 	// BusyNext: the next N requests are answered with exception 6.
 	BusyNext int
 	// Exceptions answers any request covering one of these addresses with
@@ -429,6 +433,8 @@ func (s *Server) decide() action {
 	case f.DisconnectNext > 0:
 		f.DisconnectNext--
 		a.disconnect = true
+	case f.DisconnectRate > 0 && s.rng.Float64() < f.DisconnectRate:
+		a.disconnect = true
 	case f.DropNext > 0:
 		f.DropNext--
 		a.drop = true
@@ -436,6 +442,8 @@ func (s *Server) decide() action {
 		a.drop = true
 	case f.GarbageNext > 0:
 		f.GarbageNext--
+		a.garbage = true
+	case f.GarbageRate > 0 && s.rng.Float64() < f.GarbageRate:
 		a.garbage = true
 	case f.StaleNext > 0:
 		f.StaleNext--

@@ -137,6 +137,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, logger *s
 	tick := fs.Duration("tick", 100*time.Millisecond, "how often simulated values change (the counter's increment period)")
 	latency := fs.Duration("latency", 0, "fault: delay before every Modbus answer")
 	dropRate := fs.Float64("drop-rate", 0, "fault: fraction of Modbus requests left unanswered (0..1)")
+	garbageRate := fs.Float64("garbage-rate", 0, "fault: fraction of Modbus answers replaced by random bytes (0..1)")
+	disconnectRate := fs.Float64("disconnect-rate", 0, "fault: fraction of Modbus requests that close the connection instead of answering (0..1)")
 	fs.Var(&exceptions, "exception", "fault: answer TABLE:ADDRESS:CODE[@UNIT] with that exception code (repeatable), e.g. holding:105:2")
 	seed := fs.Uint64("seed", 1, "seed of the simulated noise and random faults")
 	fs.Usage = usage(fs, stdout)
@@ -155,14 +157,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, logger *s
 		fmt.Fprintln(stderr, "weft-sim:", err)
 		return 2
 	}
-	if *dropRate < 0 || *dropRate > 1 {
-		fmt.Fprintln(stderr, "weft-sim: --drop-rate: want 0..1")
-		return 2
+	for name, r := range map[string]float64{"drop-rate": *dropRate, "garbage-rate": *garbageRate, "disconnect-rate": *disconnectRate} {
+		if r < 0 || r > 1 {
+			fmt.Fprintf(stderr, "weft-sim: --%s %v: want 0..1\n", name, r)
+			return 2
+		}
 	}
 	base := simmodbus.Options{
 		Units: unitMap, Profile: *profile, Devices: *devices, Registers: *registers,
 		Tick: *tick, Seed: *seed, SerialMode: *serialMode,
-		Fault: simmodbus.Fault{Latency: *latency, DropRate: *dropRate, Exceptions: exceptions},
+		Fault: simmodbus.Fault{Latency: *latency, DropRate: *dropRate, GarbageRate: *garbageRate, DisconnectRate: *disconnectRate, Exceptions: exceptions},
 	}
 	var servers []*simmodbus.Server
 	defer func() {
