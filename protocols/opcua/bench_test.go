@@ -39,14 +39,21 @@ func BenchmarkPoll1000(b *testing.B) {
 	}
 }
 
-// BenchmarkSubscribe5000 counts samples per second through one subscription
-// of 5,000 monitored items whose values all change every 100 ms.
-func BenchmarkSubscribe5000(b *testing.B) {
+// benchItems is the size of the subscription benchmark. The brief asks for
+// 5,000; against gopcua v0.8.0's server one subscription of more than about
+// 3,000 changing items stalls (its publish response grows past what the
+// channel sends and the server drops the subscription while the channel
+// stays up), so this measures 2,000. See docs/benchmarks.md.
+var benchItems = 2000
+
+// BenchmarkSubscribe counts samples per second through one subscription
+// of benchItems monitored items whose values all change every 100 ms.
+func BenchmarkSubscribe(b *testing.B) {
 	if testing.Short() {
 		b.Skip("long")
 	}
-	s := startSim(b, sim.Options{Bulk: 5000, UpdateInterval: 100 * time.Millisecond})
-	points := make([]Point, 5000)
+	s := startSim(b, sim.Options{Bulk: benchItems, UpdateInterval: 100 * time.Millisecond})
+	points := make([]Point, benchItems)
 	for i := range points {
 		points[i] = Point{Name: fmt.Sprintf("v%d", i), PointConfig: PointConfig{Node: fmt.Sprintf("ns=1;s=Bulk.V%05d", i)}}
 	}
@@ -60,7 +67,7 @@ func BenchmarkSubscribe5000(b *testing.B) {
 	done := make(chan error, 1)
 	go func() { done <- d.Subscribe(ctx, func(wire.Sample) { n.Add(1) }) }()
 	// wait for the initial values of all items
-	for deadline := time.Now().Add(60 * time.Second); n.Load() < 5000; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); n.Load() < int64(benchItems); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			b.Fatalf("only %d initial values", n.Load())
 		}
