@@ -131,9 +131,11 @@ func logTail(path string) string {
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
-	const max = 8 << 10
-	if len(b) > max {
-		b = append([]byte("…\n"), b[len(b)-max:]...)
+	// The start (config, version, listeners) and the end (what happened
+	// last) matter; the middle is often polling noise.
+	const head, tail = 3 << 10, 8 << 10
+	if len(b) > head+tail {
+		return string(b[:head]) + "\n… (" + fmt.Sprint(len(b)-head-tail) + " bytes left out) …\n" + string(b[len(b)-tail:])
 	}
 	return string(b)
 }
