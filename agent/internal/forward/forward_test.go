@@ -151,6 +151,11 @@ func TestForwarderBrokerRestartLosesNothing(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	waitUntil(t, "offline status at the end", func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		return len(rcv.status) > 0 && rcv.status[len(rcv.status)-1].State == wire.Offline
+	})
 
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
