@@ -6,7 +6,10 @@
 // JSON so that mosquitto_sub shows it readably.
 package wire
 
-import "math"
+import (
+	"math"
+	"strconv"
+)
 
 // Version is the contract version this package writes and the only one it reads.
 const Version = 1
@@ -134,4 +137,18 @@ type Batch struct {
 	Site    string
 	Seq     uint64
 	Samples []Sample
+}
+
+// Float32Value makes a Float from a device's float32 the way a person reads
+// it: the shortest decimal that is the same float32 (0.9986583, not the
+// 0.998658299446106 a plain widening to float64 shows). Modbus and OPC UA
+// devices report float32; operators and InfluxDB see the digits the device meant.
+func Float32Value(f float32) Value {
+	var buf [32]byte
+	b := strconv.AppendFloat(buf[:0], float64(f), 'g', -1, 32)
+	d, err := strconv.ParseFloat(string(b), 64)
+	if err != nil { // NaN and Inf format as words ParseFloat reads; nothing else fails
+		d = float64(f)
+	}
+	return FloatValue(d)
 }

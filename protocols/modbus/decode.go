@@ -186,7 +186,7 @@ func (c codec) decode(regs []uint16) (wire.Value, error) {
 	case kUint32:
 		return wire.UintValue(uint64(c.u32(regs))), nil
 	case kFloat32:
-		return wire.FloatValue(float64(math.Float32frombits(c.u32(regs)))), nil
+		return wire.Float32Value(math.Float32frombits(c.u32(regs))), nil
 	case kInt64:
 		return wire.IntValue(int64(c.u64(regs))), nil
 	case kUint64:

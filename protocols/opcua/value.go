@@ -138,8 +138,7 @@ func scalar(x any) (wire.Value, error) {
 	case uint64:
 		return wire.UintValue(v), nil
 	case float32:
-		f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(v), 'g', -1, 32), 64)
-		return wire.FloatValue(f), nil
+		return wire.Float32Value(v), nil
 	case float64:
 		return wire.FloatValue(v), nil
 	case string:
