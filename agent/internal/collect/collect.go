@@ -211,6 +211,12 @@ func (d *device) session(ctx context.Context) bool {
 func (d *device) poll(ctx context.Context) error {
 	var n, bad uint64
 	emit := func(s wire.Sample) {
+		if s.Quality != wire.Good && ctx.Err() != nil {
+			// The poll was cut short because the agent is stopping or
+			// reconnecting: a point marked bad for that says nothing
+			// about the device.
+			return
+		}
 		n++
 		if s.Quality != wire.Good {
 			bad++

@@ -307,3 +307,29 @@ func TestBackoffBounds(t *testing.T) {
 		}
 	}
 }
+
+// cutShort emits a bad sample for its point when its poll is cancelled, as
+// the Modbus driver does for a request that did not complete.
+type cutShort struct{ scripted }
+
+func (c *cutShort) Poll(ctx context.Context, emit protocols.Emit) error {
+	emit(wire.Sample{Device: "d", Point: "good"})
+	<-ctx.Done()
+	emit(wire.Sample{Device: "d", Point: "p", Quality: wire.Bad})
+	return ctx.Err()
+}
+
+// Stopping the agent cuts a poll short; the points the driver marks bad
+// for that are not reported as if the device had failed.
+func TestCancelledPollBadSamplesDropped(t *testing.T) {
+	drv := &cutShort{}
+	c, k := startOne(t, drv, time.Hour, Options{})
+	waitFor(t, "the good sample", func() bool { return k.n.Load() == 1 })
+	c.Stop()
+	if n := k.n.Load(); n != 1 {
+		t.Errorf("%d samples emitted, want only the good one", n)
+	}
+	if h := c.Health()[0]; h.Errors != 0 {
+		t.Errorf("a poll cut short by Stop counted as an error: %+v", h)
+	}
+}

@@ -92,8 +92,8 @@ func (f *Filter) Passed() uint64     { return f.passed.Load() }
 func (f *Filter) Suppressed() uint64 { return f.suppressed.Load() }
 
 func scale(v wire.Value, r Rule) wire.Value {
-	if r.Scale == nil && r.Offset == 0 {
-		return v
+	if (r.Scale == nil || *r.Scale == 1) && r.Offset == 0 {
+		return v // keeps integers integers
 	}
 	switch v.Kind() {
 	case wire.Float, wire.Int, wire.Uint:

@@ -139,6 +139,7 @@ func TestFilterScaleOffset(t *testing.T) {
 		want wire.Value
 	}{
 		{"none keeps an int an int", Rule{}, wire.IntValue(7), wire.IntValue(7)},
+		{"scale 1 (the config default) keeps an int an int", Rule{Scale: f64(1)}, wire.UintValue(7), wire.UintValue(7)},
 		{"scale int", Rule{Scale: f64(0.1)}, wire.IntValue(853), wire.FloatValue(float64(853) * tenth)},
 		{"scale and offset", Rule{Scale: f64(2), Offset: -10}, wire.UintValue(20), wire.FloatValue(30)},
 		{"offset only", Rule{Offset: 273.15}, wire.FloatValue(20), wire.FloatValue(293.15)},
