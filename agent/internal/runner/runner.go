@@ -71,7 +71,6 @@ type Agent struct {
 	applyGen  uint64 // counts applied configs (rollback watches one)
 	pipeBase  pipeStats
 	collCtx   context.Context
-	runCtx    context.Context
 	healthSet chan struct{}
 	httpAddr  string
 
@@ -122,7 +121,6 @@ func Run(ctx context.Context, opts Options) error {
 	log.Info("agent starting", "version", version.Version, "config", opts.ConfigPath, "hash", a.hash,
 		"devices", len(cfg.Devices), "broker", cfg.MQTT.Broker)
 
-	a.runCtx = ctx
 	// Collection runs on its own context: at shutdown it is stopped first,
 	// explicitly, before the forwarder.
 	collCtx, stopColl := context.WithCancel(context.WithoutCancel(ctx))
@@ -141,13 +139,11 @@ func Run(ctx context.Context, opts Options) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); a.healthLoop(loops) }()
 	go func() { defer wg.Done(); a.commandLoop(loops) }()
-	var httpErr chan error
 	if cfg.Metrics.Listen != "" {
 		srv, err := a.serveHTTP(cfg.Metrics.Listen)
 		if err != nil {
 			log.Error("local HTTP endpoint not started", "listen", cfg.Metrics.Listen, "err", err)
 		} else {
-			httpErr = make(chan error, 1)
 			defer srv.Close()
 		}
 	}
@@ -161,8 +157,6 @@ func Run(ctx context.Context, opts Options) error {
 			done = true
 		case <-opts.Reload:
 			a.reloadFile()
-		case err := <-httpErr:
-			log.Error("local HTTP endpoint stopped", "err", err)
 		}
 	}
 
