@@ -83,6 +83,9 @@ func New(o Options) *Server {
 // Handler is the handler to serve.
 func (s *Server) Handler() http.Handler { return s.mux }
 
+// Registry is the fleet registry the API serves (the dashboard samples it).
+func (s *Server) Registry() *registry.Registry { return s.o.Registry }
+
 // Mount adds a handler (the dashboard) under a pattern of http.ServeMux.
 // It is served as is: wrap it with Auth where it needs a token.
 func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }

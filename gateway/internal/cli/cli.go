@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/weftiot/weft/config"
+	"github.com/weftiot/weft/gateway/internal/api"
+	"github.com/weftiot/weft/gateway/internal/dashboard"
 	"github.com/weftiot/weft/gateway/internal/gateway"
 	"github.com/weftiot/weft/internal/version"
 )
@@ -120,7 +122,13 @@ func runCmd(ctx context.Context, env Env) int {
 		fmt.Fprintf(env.Stderr, "weft-gateway: %v\n", err)
 		return 1
 	}
-	if err := gateway.Run(ctx, cfg, gateway.Options{Log: env.Logger}); err != nil {
+	// The dashboard shares the API's listener; its sampler stops with ctx.
+	mount := func(s *api.Server) {
+		if _, err := dashboard.Mount(ctx, s, dashboard.Options{Log: env.Logger}); err != nil {
+			env.Logger.Error("the dashboard cannot start; serving the API only", "error", err)
+		}
+	}
+	if err := gateway.Run(ctx, cfg, gateway.Options{Log: env.Logger, Mount: mount}); err != nil {
 		env.Logger.Error("gateway failed", "error", err)
 		return 1
 	}
