@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Served records every counter value the simulator served, as seen on the
+// wire between the agent and weft-sim (a Proxy with a Modbus TCP tap). It
+// is the harness's "expected": independent of anything the agent, the
+// broker, the gateway or InfluxDB report.
+type Served struct {
+	mu sync.Mutex
+	// polls per unit: each answer to a read of holding or input registers
+	// starting at address 0, in the order served.
+	polls map[byte][]Poll
+	// desync counts connections whose byte stream stopped parsing as
+	// Modbus TCP (the tap stops reading those).
+	desync int
+	// unmatched counts answers with no request of that transaction id.
+	unmatched int
+}
+
+// Poll is one answer carrying a device's counter (registers 0..3).
+type Poll struct {
+	Counter uint64
+	At      time.Time // when the tap forwarded the answer to the agent
+}
+
+// NewServed returns an empty record.
+func NewServed() *Served { return &Served{polls: map[byte][]Poll{}} }
+
+// Tap returns an Observer factory for NewProxy.
+func (s *Served) Tap() func() Observer {
+	return func() Observer { return &mbapTap{served: s, reqs: map[uint16]mbapReq{}} }
+}
+
+// Polls returns a copy of the answers served to unit u.
+func (s *Served) Polls(u byte) []Poll {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Poll(nil), s.polls[u]...)
+}
+
+// Count returns how many counter answers each unit was served.
+func (s *Served) Count() map[byte]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[byte]int, len(s.polls))
+	for u, p := range s.polls {
+		out[u] = len(p)
+	}
+	return out
+}
+
+// Units lists the units served, in order.
+func (s *Served) Units() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	us := make([]byte, 0, len(s.polls))
+	for u := range s.polls {
+		us = append(us, u)
+	}
+	sort.Slice(us, func(i, j int) bool { return us[i] < us[j] })
+	return us
+}
+
+// Anomalies are the tap's parse problems: desynchronised connections and
+// answers without a matching request.
+func (s *Served) Anomalies() (desync, unmatched int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.desync, s.unmatched
+}
+
+func (s *Served) add(unit byte, counter uint64, at time.Time) {
+	s.mu.Lock()
+	s.polls[unit] = append(s.polls[unit], Poll{Counter: counter, At: at})
+	s.mu.Unlock()
+}
+
+type mbapReq struct {
+	unit, fc byte
+	addr     uint16
+}
+
+// mbapTap parses Modbus TCP (MBAP) frames in both directions of one
+// connection: requests to learn each transaction's start address, answers
+// to read the counter of those that start at 0.
+type mbapTap struct {
+	served   *Served
+	mu       sync.Mutex
+	reqs     map[uint16]mbapReq
+	up, down []byte
+	broken   bool
+}
+
+// maxADU is the largest Modbus TCP frame: 7 bytes of MBAP header and a
+// 253-byte PDU.
+const maxADU = 260
+
+func (t *mbapTap) Upstream(b []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.up = t.frames(append(t.up, b...), func(tid uint16, unit byte, pdu []byte) {
+		if len(pdu) >= 5 && (pdu[0] == 3 || pdu[0] == 4) {
+			t.reqs[tid] = mbapReq{unit: unit, fc: pdu[0], addr: binary.BigEndian.Uint16(pdu[1:3])}
+		}
+	})
+}
+
+func (t *mbapTap) Downstream(b []byte) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.down = t.frames(append(t.down, b...), func(tid uint16, unit byte, pdu []byte) {
+		if len(pdu) < 2 || (pdu[0] != 3 && pdu[0] != 4) {
+			return // another function, or an exception (fc | 0x80)
+		}
+		req, ok := t.reqs[tid]
+		if !ok || req.unit != unit || req.fc != pdu[0] {
+			t.served.mu.Lock()
+			t.served.unmatched++
+			t.served.mu.Unlock()
+			return
+		}
+		delete(t.reqs, tid)
+		n := int(pdu[1])
+		if req.addr != 0 || n < 8 || len(pdu) < 2+n {
+			return
+		}
+		t.served.add(unit, binary.BigEndian.Uint64(pdu[2:10]), now)
+	})
+}
+
+// frames calls f for every whole frame at the start of buf and returns the
+// rest. A frame that cannot be Modbus TCP (protocol id not 0, length out of
+// range) marks the stream broken: nothing more is parsed on it.
+func (t *mbapTap) frames(buf []byte, f func(tid uint16, unit byte, pdu []byte)) []byte {
+	for !t.broken && len(buf) >= 7 {
+		tid := binary.BigEndian.Uint16(buf[0:2])
+		pid := binary.BigEndian.Uint16(buf[2:4])
+		n := int(binary.BigEndian.Uint16(buf[4:6]))
+		if pid != 0 || n < 2 || 6+n > maxADU {
+			t.broken = true
+			t.served.mu.Lock()
+			t.served.desync++
+			t.served.mu.Unlock()
+			return nil
+		}
+		if len(buf) < 6+n {
+			break
+		}
+		f(tid, buf[6], buf[7:6+n])
+		buf = buf[6+n:]
+	}
+	if t.broken {
+		return nil
+	}
+	// Keep the unparsed tail in a fresh slice so buf's array is not held.
+	return append([]byte(nil), buf...)
+}
