@@ -37,10 +37,12 @@ func plantPKI(t *testing.T) string {
 	return dir
 }
 
-// startBroker writes the shipped config file conf with its paths pointed
-// into a temp dir (where the PKI files and weft.acl are copied), starts
-// Mosquitto on it and returns the ssl:// URL. The broker is stopped at the
-// end of the test, and its log shown if the test failed.
+// startBroker starts Mosquitto the way Debian runs it: a main
+// mosquitto.conf like Debian's (persistence on, include_dir conf.d) and
+// the shipped config file conf dropped into conf.d, with its paths pointed
+// into a temp dir (where the PKI files and weft.acl are copied) and its
+// listener onto a free 127.0.0.1 port. It returns the ssl:// URL. The broker
+// is stopped at the end of the test, and its log shown if the test failed.
 func startBroker(t *testing.T, conf, pki string, extra map[string]string) string {
 	t.Helper()
 	bin := os.Getenv("WEFT_MOSQUITTO")
@@ -64,24 +66,29 @@ func startBroker(t *testing.T, conf, pki string, extra map[string]string) string
 	}
 	port := freePort(t)
 	text := mustRead(t, filepath.Join(repoRoot(t), "deploy/mosquitto", conf))
-	for _, must := range []string{"/etc/mosquitto/weft/", "/var/lib/mosquitto/", "\nlistener 8883\n"} {
+	for _, must := range []string{"/etc/mosquitto/weft/", "\nlistener 8883\n"} {
 		if !strings.Contains(text, must) {
 			t.Fatalf("%s has no %q: the test no longer knows how to relocate it", conf, must)
 		}
 	}
 	text = strings.NewReplacer(
 		"/etc/mosquitto/weft/", etc+"/",
-		"/var/lib/mosquitto/", filepath.Join(dir, "data")+"/",
 		"\nlistener 8883\n", fmt.Sprintf("\nlistener %d 127.0.0.1\n", port),
 	).Replace(text)
-	// Started as root, Mosquitto would switch to the user mosquitto, who
-	// cannot read this test's files.
+	writeFile(t, filepath.Join(dir, "conf.d", "weft.conf"), text, 0o600)
+
+	// Debian's /etc/mosquitto/mosquitto.conf, relocated. Started as root,
+	// Mosquitto would switch to the user mosquitto, who cannot read this
+	// test's files: "user root" keeps it.
+	var main strings.Builder
 	if os.Geteuid() == 0 {
-		text = "user root\n" + text
+		main.WriteString("user root\n")
 	}
-	text += "\nlog_dest stderr\nlog_type all\nconnection_messages true\n"
+	fmt.Fprintf(&main, "persistence true\npersistence_location %s/\n", filepath.Join(dir, "data"))
+	main.WriteString("log_dest stderr\nlog_type all\nconnection_messages true\n")
+	fmt.Fprintf(&main, "include_dir %s\n", filepath.Join(dir, "conf.d"))
 	confPath := filepath.Join(dir, "mosquitto.conf")
-	writeFile(t, confPath, text, 0o600)
+	writeFile(t, confPath, main.String(), 0o600)
 
 	logPath := filepath.Join(dir, "mosquitto.log")
 	logf, err := os.Create(logPath)
