@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -397,6 +398,15 @@ func (d *Driver) dial(ctx context.Context) (*opcua.Client, error) {
 	}
 	if err := c.Connect(ctx); err != nil {
 		c.Close(ctx)
+		// A server that does not trust the agent's certificate refuses the
+		// secure channel: BadSecurityChecksFailed (node-opcua, most PLCs)
+		// or BadCertificateUntrusted. With a user certificate, the latter
+		// is about the user certificate: a refused login.
+		if d.policy != ua.SecurityPolicyURINone && (errors.Is(err, ua.StatusBadSecurityChecksFailed) ||
+			d.tokenType != ua.UserTokenTypeCertificate && errors.Is(err, ua.StatusBadCertificateUntrusted)) {
+			return nil, fmt.Errorf("%s: the server refused the secure channel (%v): it most likely does not trust the agent's certificate %s: add that file to the server's trusted certificates; the next reconnect then succeeds: %w",
+				d.where(), err, d.ownCertFile(), ErrClientUntrusted)
+		}
 		if isLoginRefused(err) {
 			who := loginName(d.tokenType)
 			if d.tokenType == ua.UserTokenTypeUserName {
@@ -407,6 +417,15 @@ func (d *Driver) dial(ctx context.Context) (*opcua.Client, error) {
 		return nil, fmt.Errorf("%s: connect: %w", d.where(), describe(err))
 	}
 	return c, nil
+}
+
+// ownCertFile is where the agent's certificate is: the certificate key, or
+// data_dir/pki/own/cert.der.
+func (d *Driver) ownCertFile() string {
+	if d.cfg.Certificate != "" {
+		return d.cfg.Certificate
+	}
+	return filepath.Join(d.dataDir, pkiOwn, "cert.der")
 }
 
 func trustedDir(dataDir string) string {

@@ -326,8 +326,8 @@ func TestUsernameLogin(t *testing.T) {
 // with an error naming the file saved under pki/rejected; once the engineer
 // moves it into pki/trusted, the driver gets past the trust check and makes
 // its own certificate. (gopcua v0.8.0's server cannot finish a secure
-// channel, so the connection itself is tested in TestSecurityPolicies, which
-// skips until the server can.)
+// channel; the whole workflow, through to reading values, is
+// TestNodeOPCUATrust against node-opcua.)
 func TestUntrustedServer(t *testing.T) {
 	s := startSim(t, sim.Options{Secure: true})
 	dataDir := t.TempDir()
@@ -361,43 +361,6 @@ func TestUntrustedServer(t *testing.T) {
 	}
 	if _, _, err := loadOwn(DeviceConfig{}, dataDir); err != nil {
 		t.Errorf("own certificate does not load back: %v", err)
-	}
-}
-
-// TestSecurityPolicies connects with every policy and mode the driver
-// supports and reads one value. It needs a server that can open secure
-// channels; gopcua v0.8.0's cannot (issue 815), so it skips with that reason
-// unless WEFT_OPCUA_SECURE_ENDPOINT names a real one (anonymous login, its
-// certificate in WEFT_OPCUA_SECURE_CERT, a node in WEFT_OPCUA_SECURE_NODE).
-func TestSecurityPolicies(t *testing.T) {
-	endpoint := os.Getenv("WEFT_OPCUA_SECURE_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("gopcua v0.8.0's server cannot open a secure channel (it never decrypts OpenSecureChannel: gopcua issue 815, fixed after v0.8.0); set WEFT_OPCUA_SECURE_ENDPOINT, WEFT_OPCUA_SECURE_CERT and WEFT_OPCUA_SECURE_NODE to run this against another server")
-	}
-	dataDir := t.TempDir()
-	cfg := DeviceConfig{Endpoint: endpoint, TrustedServerCerts: []string{os.Getenv("WEFT_OPCUA_SECURE_CERT")}}
-	for _, policy := range []string{"Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"} {
-		for _, mode := range []string{"Sign", "SignAndEncrypt"} {
-			t.Run(policy+"/"+mode, func(t *testing.T) {
-				cfg.SecurityPolicy, cfg.SecurityMode = policy, mode
-				d, err := New("m", cfg, []Point{{Name: "v", PointConfig: PointConfig{Node: os.Getenv("WEFT_OPCUA_SECURE_NODE"), Mode: "poll"}}}, dataDir, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer d.Close()
-				ctx := ctxT(t, 20*time.Second)
-				if err := d.Connect(ctx); err != nil {
-					t.Fatal(err)
-				}
-				var c collector
-				if err := d.Poll(ctx, c.emit); err != nil {
-					t.Fatal(err)
-				}
-				if got := c.byPoint()["v"]; got.Quality != wire.Good {
-					t.Errorf("read %+v", got)
-				}
-			})
-		}
 	}
 }
 

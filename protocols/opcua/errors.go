@@ -9,6 +9,10 @@ var (
 	// The error text names the file (under data_dir/pki/rejected) to move
 	// into data_dir/pki/trusted.
 	ErrUntrustedServer = errors.New("server certificate not trusted")
+	// ErrClientUntrusted: the server refused the secure channel, most often
+	// because it does not trust the agent's certificate. The error text
+	// names the certificate file to add to the server's trust list.
+	ErrClientUntrusted = errors.New("the server does not trust the agent's certificate")
 	// ErrLogin: the server refused the username, password or user
 	// certificate.
 	ErrLogin = errors.New("login refused")
