@@ -20,6 +20,7 @@ func (s *Spool) run() {
 		defer t.Stop()
 		tick = t.C
 	}
+	stop := s.stop
 	stopping := false
 	for {
 		expire := false
@@ -27,9 +28,9 @@ func (s *Spool) run() {
 		case <-s.kick:
 		case <-tick:
 			expire = true
-		case <-s.stop:
+		case <-stop:
 			stopping = true
-			s.stop = nil // a closed channel would spin the select
+			stop = nil // a closed channel would spin the select
 		}
 		if s.opts.CommitDelay > 0 && !stopping {
 			time.Sleep(s.opts.CommitDelay)
@@ -126,7 +127,12 @@ func (s *Spool) commitGroup(g group) {
 		// The floor must cover every stored sequence number before the
 		// commit that stores it.
 		if err := s.floor.write(max + seqBlock); err != nil {
-			s.log.Warn("could not write sequence floor file", "err", err)
+			if !s.floorFailing {
+				s.log.Warn("could not write the sequence floor file; retrying with every commit, logging once", "err", err)
+			}
+			s.floorFailing = true
+		} else {
+			s.floorFailing = false
 		}
 	}
 	d, err := s.tryCommit(g, 0)

@@ -197,6 +197,7 @@ type Spool struct {
 
 	// Committer-only state.
 	lastCompactTry time.Time
+	floorFailing   bool // the floor file could not be written; warned once
 }
 
 type appendReq struct {

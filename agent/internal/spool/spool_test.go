@@ -265,7 +265,14 @@ func TestCloseCommitsInFlight(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(ok)
+		mu.Unlock()
+		if n >= 10 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
