@@ -105,7 +105,27 @@ func scale(v wire.Value, r Rule) wire.Value {
 	if r.Scale != nil {
 		m = *r.Scale
 	}
+	if d, ok := decimalDivisor(m); ok {
+		return wire.FloatValue(x/d + r.Offset)
+	}
 	return wire.FloatValue(x*m + r.Offset)
+}
+
+// decimalDivisor reports whether scale is 1/d for a whole d > 1 (0.1, 0.01,
+// 0.5, 0.001 ...). A register holding 274 with scale 0.1 is 27.4; 274*0.1 in
+// binary floating point is 27.400000000000002, and that noise would reach the
+// dashboard and InfluxDB. 274/10 is the float nearest 27.4, so dividing by d
+// gives the value the register map means.
+func decimalDivisor(scale float64) (float64, bool) {
+	if scale == 0 || math.Abs(scale) >= 1 {
+		return 0, false
+	}
+	inv := 1 / scale
+	d := math.Round(inv)
+	if math.Abs(inv-d) > 1e-9*math.Abs(inv) {
+		return 0, false
+	}
+	return d, true
 }
 
 // report decides whether s is published and, if so, remembers it as the
