@@ -131,7 +131,7 @@ func TestFilterReportByException(t *testing.T) {
 }
 
 func TestFilterScaleOffset(t *testing.T) {
-	tenth := 0.1
+	tenth, pointThree := 0.1, 0.3
 	tests := []struct {
 		name string
 		rule Rule
@@ -143,7 +143,7 @@ func TestFilterScaleOffset(t *testing.T) {
 		{"scale int", Rule{Scale: f64(0.1)}, wire.IntValue(853), wire.FloatValue(85.3)},
 		{"scale 0.1 gives the decimal the map means, not 274*0.1", Rule{Scale: f64(tenth)}, wire.IntValue(274), wire.FloatValue(27.4)},
 		{"scale 0.01", Rule{Scale: f64(0.01)}, wire.UintValue(1999), wire.FloatValue(19.99)},
-		{"scale 0.3 is not a decimal divisor: multiplied", Rule{Scale: f64(0.3)}, wire.IntValue(3), wire.FloatValue(3 * 0.3)},
+		{"scale 0.3 is not a decimal divisor: multiplied", Rule{Scale: f64(pointThree)}, wire.IntValue(3), wire.FloatValue(3 * pointThree)},
 		{"scale and offset", Rule{Scale: f64(2), Offset: -10}, wire.UintValue(20), wire.FloatValue(30)},
 		{"offset only", Rule{Offset: 273.15}, wire.FloatValue(20), wire.FloatValue(293.15)},
 		{"negative int", Rule{Scale: f64(0.5)}, wire.IntValue(-4), wire.FloatValue(-2)},
