@@ -49,6 +49,18 @@ type MQTT struct {
 	Format string `yaml:"format"`
 	// SharedGroup is the gateway's $share group (default weft-gateway).
 	SharedGroup string `yaml:"shared_group"`
+	// Sparkplug is the Sparkplug B side (docs/sparkplug.md).
+	Sparkplug Sparkplug `yaml:"sparkplug"`
+}
+
+// Sparkplug configures Sparkplug B. In the agent (with format: sparkplug_b)
+// HostID names the primary host application whose STATE decides when data
+// is published (empty: publish whenever connected). In the gateway, Enabled
+// makes it a Sparkplug host application with STATE topic id HostID
+// (default the gateway's id).
+type Sparkplug struct {
+	Enabled bool   `yaml:"enabled"` // gateway only
+	HostID  string `yaml:"host_id"`
 }
 
 // TLS is a client or server TLS setup; files are PEM.

@@ -263,6 +263,19 @@ func (c *checker) mqtt(m *MQTT, gateway bool) {
 	} else if c.set("mqtt.shared_group") {
 		c.badKey("mqtt.shared_group", "is a gateway key; the agent publishes and does not share subscriptions, remove it")
 	}
+	if c.set("mqtt.sparkplug.host_id") || m.Sparkplug.HostID != "" {
+		c.name("mqtt.sparkplug.host_id", m.Sparkplug.HostID, true, "the Sparkplug host application id")
+	}
+	if !gateway {
+		if c.set("mqtt.sparkplug.enabled") {
+			c.badKey("mqtt.sparkplug.enabled", "is a gateway key; an agent speaks Sparkplug B with mqtt.format: sparkplug_b, remove it")
+		}
+		if c.set("mqtt.sparkplug.host_id") && m.Format != "sparkplug_b" {
+			c.badKey("mqtt.sparkplug.host_id", "is set but mqtt.format is not sparkplug_b; set mqtt.format: sparkplug_b or remove it")
+		}
+	} else if c.set("mqtt.format") && m.Format == "sparkplug_b" {
+		c.badKey("mqtt.format", "sparkplug_b is an agent setting; a gateway takes Sparkplug B with mqtt.sparkplug: {enabled: true}")
+	}
 }
 
 // checkTopicPrefix says what is wrong with an MQTT topic prefix, or "".

@@ -119,6 +119,9 @@ func gatewayDefaults(g *Gateway) {
 	orString(&g.Gateway.EmbeddedListen, DefaultEmbeddedListen)
 	mqttDefaults(&g.MQTT, g.Gateway.ID)
 	orString(&g.MQTT.SharedGroup, DefaultSharedGroup)
+	if g.MQTT.Sparkplug.Enabled {
+		orString(&g.MQTT.Sparkplug.HostID, g.Gateway.ID)
+	}
 	if in := g.InfluxDB; in != nil {
 		orString(&in.Measurement, DefaultMeasurement)
 		orInt(&in.BatchSize, DefaultInfluxBatchSize)
