@@ -72,6 +72,16 @@ func runCmd(ctx context.Context, env Env) int {
 		}
 	}()
 
+	if cfg, err := config.LoadAgent(*file); err == nil {
+		if errs := config.CheckSecrets(*file, cfg); len(errs) > 0 {
+			for _, e := range errs {
+				fmt.Fprintln(env.Stderr, e)
+			}
+			fmt.Fprintf(env.Stderr, "%s: %d secret(s) readable by every user of this box; the agent did not start\n", *file, len(errs))
+			return 1
+		}
+	}
+
 	err = runner.Run(ctx, runner.Options{ConfigPath: *file, Logger: logger, Reload: reload, RollbackAfter: *rollback})
 	if problems := config.AsErrors(err); problems != nil {
 		for _, p := range problems {

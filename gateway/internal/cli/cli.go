@@ -122,6 +122,13 @@ func runCmd(ctx context.Context, env Env) int {
 		fmt.Fprintf(env.Stderr, "weft-gateway: %v\n", err)
 		return 1
 	}
+	if errs := config.CheckGatewaySecrets(*file, cfg); len(errs) > 0 {
+		for _, e := range errs {
+			fmt.Fprintln(env.Stderr, e)
+		}
+		fmt.Fprintf(env.Stderr, "%s: %d secret(s) readable by every user of this box; the gateway did not start\n", *file, len(errs))
+		return 1
+	}
 	// The dashboard shares the API's listener; its sampler stops with ctx.
 	mount := func(s *api.Server) {
 		if _, err := dashboard.Mount(ctx, s, dashboard.Options{Log: env.Logger}); err != nil {

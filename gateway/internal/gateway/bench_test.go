@@ -33,7 +33,7 @@ mqtt: {broker: %q}
 auth: {admin_tokens: [%s], read_tokens: [%s]}
 influxdb: {url: %q, bucket: %q, batch_size: 5000, flush_interval: 1s}
 `, filepath.Join(dir, "data"), mq.URL, adminToken, readToken, db.URL, db.Bucket)
-	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	logPath := filepath.Join(dir, "gateway.log")

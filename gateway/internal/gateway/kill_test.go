@@ -85,7 +85,7 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	bin := gatewayBinary(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "gateway.yaml")
-	if err := os.WriteFile(cfg, []byte(gatewayYAML(t, "gw-kill", filepath.Join(dir, "data"), mq.URL, db, "")), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(gatewayYAML(t, "gw-kill", filepath.Join(dir, "data"), mq.URL, db, "")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(dir, "gateway.log")
