@@ -349,6 +349,7 @@
       const tb = document.querySelector('#fleet tbody');
       tb.replaceChildren(...rows.map(fleetRow));
       $('fleet-empty').hidden = rows.length > 0;
+      $('fleet').hidden = rows.length === 0;
       $('fleet-shown').textContent = T('fleet.shown', rows.length, agents.length);
     }
 
@@ -389,10 +390,18 @@
   }
 
   // ---- SVG charts: a hand-drawn polyline per series ----
-  // chart draws series [{pts: [[t, v], ...], cls}] over the last hour into el.
+  // chart draws series [{pts: [[t, v], ...], cls}] into el: the last hour, or
+  // less (at least 5 minutes) when the data is younger, so that a gateway
+  // started a minute ago does not draw a line squeezed against the right edge.
   function chart(el, series, opts) {
-    const W = 600, H = 170, L = 56, R = 10, TOP = 10, B = 24;
-    const now = Date.now(), t0 = now - 3600 * 1000;
+    const W = 480, H = 170, L = 52, R = 10, TOP = 10, B = 24;
+    const now = Date.now();
+    let first = now;
+    for (const s of series) {
+      for (const [t] of s.pts) if (t >= now - 3600000 && t < first) first = t;
+    }
+    const spanMin = Math.min(60, Math.max(5, Math.ceil((now - first) / 300000) * 5));
+    const t0 = now - spanMin * 60000;
     const svg = document.createElementNS(SVG_NS, 'svg');
     svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
     svg.setAttribute('role', 'img');
@@ -427,7 +436,7 @@
       add('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'gridline' });
       add('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, fmtNum(v, Math.abs(hi - lo) < 10 ? 2 : 0));
     }
-    for (const [t, label] of [[t0, T('chart.minus_60')], [t0 + 1800000, T('chart.minus_30')], [now, T('chart.now')]]) {
+    for (const [t, label] of [[t0, T('chart.minus', spanMin)], [t0 + spanMin * 30000, T('chart.minus', fmtNum(spanMin / 2, 1))], [now, T('chart.now')]]) {
       add('text', { x: x(t), y: H - 6, 'text-anchor': t === t0 ? 'start' : t === now ? 'end' : 'middle', class: 'axis' }, label);
     }
     for (const s of series) {
@@ -500,6 +509,7 @@
         h('td', { title: fmtTime(d.last_ok) }, ago(d.last_ok)),
         h('td', { class: 'err-text' }, d.last_error || ''))));
       $('devices-empty').hidden = devs.length > 0;
+      $('devices').hidden = devs.length === 0;
 
       // Latest values; the chart's point list follows them.
       const rows = latest.map((p) => {
@@ -512,6 +522,7 @@
       });
       document.querySelector('#latest tbody').replaceChildren(...rows);
       $('latest-empty').hidden = rows.length > 0;
+      $('latest').hidden = rows.length === 0;
       const keys = latest.filter((p) => numOf(p.value) !== null || p.value === null).map((p) => p.device + '\u0000' + p.point);
       const have = [...sel.options].map((o) => o.value);
       if (keys.join('\n') !== have.join('\n')) {
@@ -632,10 +643,12 @@
         h('td', {}, h('span', { class: 'badge kind' }, T('kind.' + x.kind))), h('td', {}, agentLink(x)), h('td', {}, x.device || '—'),
         h('td', {}, x.message), h('td', { title: fmtTime(x.started) }, fmtTime(x.started)), h('td', {}, fmtDur(Date.now() - x.started)))));
       $('alerts-active-empty').hidden = active.length > 0;
+      $('alerts-active').hidden = active.length === 0;
       document.querySelector('#alerts-recent tbody').replaceChildren(...recent.map((x) => h('tr', {},
         h('td', {}, T('kind.' + x.kind)), h('td', {}, agentLink(x)), h('td', {}, x.device || '—'),
         h('td', {}, x.message), h('td', {}, fmtTime(x.started)), h('td', {}, fmtTime(x.ended)), h('td', {}, fmtDur(x.ended - x.started)))));
       $('alerts-recent-empty').hidden = recent.length > 0;
+      $('alerts-recent').hidden = recent.length === 0;
       return true;
     });
   }
