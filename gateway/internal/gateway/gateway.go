@@ -29,6 +29,7 @@ import (
 	"github.com/weftiot/weft/gateway/internal/ingest"
 	"github.com/weftiot/weft/gateway/internal/registry"
 	"github.com/weftiot/weft/gateway/internal/series"
+	"github.com/weftiot/weft/gateway/internal/sparkplug"
 	"github.com/weftiot/weft/gateway/internal/window"
 	"github.com/weftiot/weft/internal/version"
 	"github.com/weftiot/weft/wire"
@@ -143,6 +144,24 @@ func Run(ctx context.Context, cfg *config.Gateway, o Options) error {
 	defer stopIngest()
 	wg.Add(3)
 	go func() { defer wg.Done(); _ = in.Run(ictx) }()
+	if sp := cfg.MQTT.Sparkplug; sp.Enabled {
+		// Sparkplug B host: its own connection (see package sparkplug) and
+		// its own InfluxDB writer (a Writer serves one goroutine; the
+		// window store's bbolt transactions serialise its writers).
+		spSink := sink
+		if in := cfg.InfluxDB; in != nil {
+			w := influx.New(influx.Options{URL: in.URL, Org: in.Org, Bucket: in.Bucket, Token: in.Token, Measurement: in.Measurement}, log.With("component", "influxdb-sparkplug"))
+			defer w.Close()
+			spSink = influxSink{w}
+		}
+		host := sparkplug.New(sparkplug.Options{
+			Broker: brokerURL, ClientID: cfg.MQTT.ClientID + "-sparkplug", Username: user, Password: pass, TLS: tlsConf,
+			KeepAlive: cfg.MQTT.KeepAlive, HostID: sp.HostID, Sink: spSink, Registry: reg, Metrics: promReg,
+			BatchSize: batchSize, FlushInterval: flush, Log: log,
+		})
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = host.Run(ictx) }()
+	}
 	go func() {
 		defer wg.Done()
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
