@@ -53,8 +53,12 @@ check: ## gofmt, go vet, and the race detector on the short tests
 bench: ## run the Go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-soak: ## the long forms of the crash tests (WEFT_SOAK=1: e.g. 200 kill -9 rounds of the spool)
-	WEFT_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'Crash|Soak' ./...
+soak: ## the long forms: crash tests (WEFT_SOAK=1) and the end-to-end scenarios of e2e/ (about 90 min; log in soak.log)
+	@set -e; deps=$$(./.ci/deps); eval "$$deps"; export WEFT_MOSQUITTO WEFT_INFLUXD WEFT_CHROMIUM; \
+	$(MAKE) --no-print-directory build; mkdir -p docs/img; \
+	status=0; WEFT_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'Crash|Soak' ./... || status=1; \
+	WEFT_SOAK=1 WEFT_BIN=$(CURDIR)/$(BIN) WEFT_E2E_CHARTS=$(CURDIR)/docs/img $(GO) test -count=1 -timeout 180m -v ./e2e 2>&1 | tee soak.log; \
+	[ $${PIPESTATUS[0]} -eq 0 ] || status=1; exit $$status
 
 demo: build ## run simulated PLCs, agents and the gateway with its dashboard (Ctrl-C stops)
 	@./deploy/demo/run.sh

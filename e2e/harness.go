@@ -270,7 +270,7 @@ func deviceName(u byte) string { return fmt.Sprintf("dev%03d", u) }
 
 func (h *Harness) write(name, content string) string {
 	p := filepath.Join(h.dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 		h.t.Fatal(err)
 	}
 	return p

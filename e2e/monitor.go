@@ -21,6 +21,8 @@ type Sample struct {
 	// weft_agent_mqtt_published_samples_total (restarts at 0 with the
 	// process); AgentDropped every weft_agent_spool_dropped_samples_total.
 	AgentBacklog, AgentPublished, AgentDropped float64
+	// AgentConnected is weft_agent_mqtt_connected.
+	AgentConnected float64
 	// GatewayWritten is weft_gateway_points_written_total; GatewayPending
 	// weft_gateway_pending_messages.
 	GatewayWritten, GatewayPending float64
@@ -79,11 +81,12 @@ func (m *Monitor) run() {
 
 func (m *Monitor) sample() {
 	h := m.h
-	s := Sample{At: time.Now(), Lag: -1, AgentBacklog: -1, AgentPublished: -1, AgentDropped: -1, GatewayWritten: -1, GatewayPending: -1}
+	s := Sample{At: time.Now(), Lag: -1, AgentBacklog: -1, AgentPublished: -1, AgentDropped: -1, AgentConnected: -1, GatewayWritten: -1, GatewayPending: -1}
 	if ms, err := h.AgentMetrics(); err == nil {
 		s.AgentBacklog = sum(ms, "weft_agent_spool_samples")
 		s.AgentPublished = sum(ms, "weft_agent_mqtt_published_samples_total")
 		s.AgentDropped = sum(ms, "weft_agent_spool_dropped_samples_total")
+		s.AgentConnected = sum(ms, "weft_agent_mqtt_connected")
 	}
 	if ms, err := h.GatewayMetrics(); err == nil {
 		s.GatewayWritten = sum(ms, "weft_gateway_points_written_total")
@@ -172,6 +175,27 @@ func (m *Monitor) Recovered(from time.Time, maxLag time.Duration, maxBacklog flo
 		}
 	}
 	return 0, false
+}
+
+// Connected returns how long after from the agent was first seen
+// connected to the broker.
+func (m *Monitor) Connected(from time.Time) (time.Duration, bool) {
+	for _, s := range m.Samples(from, time.Now()) {
+		if s.AgentConnected == 1 {
+			return s.At.Sub(from), true
+		}
+	}
+	return 0, false
+}
+
+// Last returns the newest sample.
+func (m *Monitor) Last() Sample {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.samples) == 0 {
+		return Sample{}
+	}
+	return m.samples[len(m.samples)-1]
 }
 
 // Percentile returns the p-th percentile (0..100) of sorted durations.
