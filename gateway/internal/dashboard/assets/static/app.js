@@ -426,10 +426,17 @@
       el.replaceChildren(svg);
       return;
     }
-    if (opts.zero) lo = Math.min(lo, 0);
-    if (hi === lo) { hi += 1; lo -= opts.zero && lo === 0 ? 0 : 1; }
-    const pad = (hi - lo) * 0.08;
-    hi += pad; if (!(opts.zero && lo === 0)) lo -= pad;
+    if (opts.zero && lo >= 0) {
+      // Counts and rates: from 0 to a round number (1, 2, 5 × 10^k), at least 2.
+      lo = 0;
+      const top = Math.max(2, hi * 1.05);
+      const p = Math.pow(10, Math.floor(Math.log10(top)));
+      hi = [1, 2, 5, 10].map((m) => m * p).find((v) => v >= top);
+    } else {
+      if (hi === lo) { hi += 1; lo -= 1; }
+      const pad = (hi - lo) * 0.08;
+      hi += pad; lo -= pad;
+    }
     const x = (t) => L + (t - t0) / (now - t0) * (W - L - R);
     const y = (v) => TOP + (hi - v) / (hi - lo) * (H - TOP - B);
     for (const v of [lo, (lo + hi) / 2, hi]) {
@@ -528,7 +535,11 @@
       if (keys.join('\n') !== have.join('\n')) {
         sel.replaceChildren(...keys.map((k) => new Option(k.replace('\u0000', ' / '), k)));
       }
-      if (!keys.includes(chosen) && keys.length) chosen = keys[0];
+      if (!keys.includes(chosen) && keys.length) {
+        // A measurement (a fractional number) makes a better first chart than a counter or a flag.
+        const m = latest.find((p) => typeof p.value === 'number' && !Number.isInteger(p.value));
+        chosen = m ? m.device + '\u0000' + m.point : keys[0];
+      }
       sel.value = chosen;
     }
 
