@@ -9,6 +9,7 @@ package runner
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,7 +65,7 @@ type Agent struct {
 	raw       []byte
 	hash      string
 	coll      *collection
-	fwd       *forward.Forwarder
+	fwd       link // *forward.Forwarder, or the Sparkplug edge node (sparkplug.go)
 	fwdStop   context.CancelFunc
 	fwdDone   chan struct{}
 	rolled    string // the last rollback, for health and logs
@@ -187,7 +188,26 @@ func (a *Agent) startForwarder(cfg *config.Agent) error {
 	}
 	topics := wire.Topics{Prefix: cfg.MQTT.TopicPrefix}
 	site, id := cfg.Agent.Site, cfg.Agent.ID
-	fwd := forward.New(a.sp, forward.Options{
+	var fwd link
+	if cfg.MQTT.Format == "sparkplug_b" {
+		fwd = a.edgeNode(cfg, tlsCfg)
+	} else {
+		fwd = a.nativeForwarder(cfg, tlsCfg, topics, site, id)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fwd.Run(ctx)
+	}()
+	a.mu.Lock()
+	a.fwd, a.fwdStop, a.fwdDone = fwd, cancel, done
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Agent) nativeForwarder(cfg *config.Agent, tlsCfg *tls.Config, topics wire.Topics, site, id string) *forward.Forwarder {
+	return forward.New(a.sp, forward.Options{
 		Broker:       cfg.MQTT.Broker,
 		ClientID:     cfg.MQTT.ClientID,
 		Username:     cfg.MQTT.Username,
@@ -206,16 +226,6 @@ func (a *Agent) startForwarder(cfg *config.Agent) error {
 		OnConnect:    func() { a.publishHealth() },
 		Logger:       a.log.With("component", "forwarder"),
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fwd.Run(ctx)
-	}()
-	a.mu.Lock()
-	a.fwd, a.fwdStop, a.fwdDone = fwd, cancel, done
-	a.mu.Unlock()
-	return nil
 }
 
 // stopForwarder flushes and stops the current forwarder.
@@ -227,7 +237,7 @@ func (a *Agent) stopForwarder() {
 	<-done
 }
 
-func (a *Agent) forwarder() *forward.Forwarder {
+func (a *Agent) forwarder() link {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.fwd

@@ -1,0 +1,745 @@
+// Package sparkplug is the agent's Sparkplug B 3.0 edge node, used instead
+// of the native forwarder when mqtt.format is sparkplug_b. The group id is
+// the agent's site, the edge node id its id, each configured device a
+// Sparkplug device.
+//
+// Session. Each MQTT connection takes a new bdSeq (kept in data_dir, see
+// nextBdSeq) and sets NDEATH with it as the will. With a primary host
+// configured, the node waits for that host's STATE online before its birth;
+// when the host goes offline it publishes NDEATH, disconnects and waits
+// again, while the spool keeps collecting. The birth is NBIRTH (seq 0, the
+// same bdSeq, Node Control/Rebirth and the node's metrics) and a DBIRTH for
+// every device that is up, with each point's name, alias, datatype, current
+// value and unit (property engUnit). seq then counts every message 0..255.
+//
+// Data. The spool keeps wire batches, as in native mode; the node turns
+// them into DDATA (one per device per batch, metrics by alias, each with its
+// source timestamp) when it publishes. What was already in the spool at the
+// birth is sent with is_historical = true. DDATA goes out at QoS 0, as
+// Sparkplug B requires; a batch is removed from the spool once its messages
+// are written to the connection.
+//
+// Devices. A device whose driver reports it down gets DDEATH; it gets
+// DBIRTH again when it is back (or when data of it is to be sent). A point
+// whose value no longer fits the datatype its birth declared (a Double point
+// that starts giving strings) gets its device a new DBIRTH.
+//
+// Commands. NCMD Node Control/Rebirth = true makes the node publish its
+// births again. The native command topic (config, status) keeps working
+// on the same connection, and Publish serves the native health and replies.
+package sparkplug
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftiot/weft/agent/internal/spool"
+	"github.com/weftiot/weft/wire"
+	spb "github.com/weftiot/weft/wire/sparkplug"
+	pb "github.com/weftiot/weft/wire/sparkplug/sparkplugpb"
+)
+
+// Spool is what the edge node needs of the spool.
+type Spool interface {
+	Peek(after uint64, max int) ([]spool.Entry, error)
+	Ack(seqs ...uint64) error
+	Notify() <-chan struct{}
+	Stats() spool.Stats
+}
+
+// Device is one configured device as the node births it.
+type Device struct {
+	ID     string
+	Down   bool // its driver reports it down
+	Points []Point
+}
+
+// Point is one configured point.
+type Point struct {
+	Name string
+	Unit string
+}
+
+// Options configure an EdgeNode.
+type Options struct {
+	Broker   string
+	ClientID string
+	Username string
+	Password string
+	TLS      *tls.Config
+	// KeepAlive (30s), ConnectTimeout (10s), BackoffMin/Max (1s, 30s) as in
+	// the native forwarder.
+	KeepAlive, ConnectTimeout time.Duration
+	BackoffMin, BackoffMax    time.Duration
+	// FlushTimeout is how long Run keeps publishing the backlog after its
+	// context ends, while the host is online (default 5s).
+	FlushTimeout time.Duration
+
+	Group, EdgeNode string
+	// PrimaryHost is the host application id whose STATE gates publishing;
+	// "" publishes whenever connected.
+	PrimaryHost string
+	// DataDir keeps the bdSeq.
+	DataDir string
+	// Devices lists the configured devices and their state; called at
+	// every birth and once a second.
+	Devices func() []Device
+	// MaxBatches is how many spool batches are read at once (default 32).
+	MaxBatches int
+
+	// CmdFilter and OnCommand carry the native commands (config, status).
+	CmdFilter string
+	OnCommand func(topic string, payload []byte)
+	// OnConnect is called after each birth (the runner publishes health).
+	OnConnect func()
+
+	Logger *slog.Logger
+}
+
+// EdgeNode publishes the spool as a Sparkplug B edge node. Run it once.
+type EdgeNode struct {
+	sp      Spool
+	o       Options
+	log     *slog.Logger
+	rebirth chan struct{}
+
+	mu      sync.Mutex
+	client  mqtt.Client // while connected and born
+	errMu   sync.Mutex
+	lastErr string
+
+	connected      atomic.Bool
+	connects       atomic.Uint64
+	connectedAt    atomic.Int64
+	publishedBatch atomic.Uint64
+	publishedSamp  atomic.Uint64
+	births         atomic.Uint64
+
+	// Owned by the Run goroutine.
+	seq     uint64
+	bdSeq   uint64
+	aliases map[string]uint64 // device + "\x00" + point → alias, stable for the process
+	kinds   map[string]spb.DataType
+	last    map[string]wire.Sample // last value sent, for births
+	born    map[string]*bornDevice
+}
+
+type bornDevice struct {
+	dt map[string]spb.DataType // point → datatype declared by the birth
+}
+
+// New makes an EdgeNode of sp.
+func New(sp Spool, o Options) *EdgeNode {
+	if o.KeepAlive <= 0 {
+		o.KeepAlive = 30 * time.Second
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = time.Second
+	}
+	if o.BackoffMax < o.BackoffMin {
+		o.BackoffMax = max(30*time.Second, o.BackoffMin)
+	}
+	if o.FlushTimeout <= 0 {
+		o.FlushTimeout = 5 * time.Second
+	}
+	if o.MaxBatches <= 0 {
+		o.MaxBatches = 32
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Devices == nil {
+		o.Devices = func() []Device { return nil }
+	}
+	return &EdgeNode{sp: sp, o: o, log: o.Logger, rebirth: make(chan struct{}, 1),
+		aliases: map[string]uint64{}, kinds: map[string]spb.DataType{}, last: map[string]wire.Sample{}}
+}
+
+// Health is the node's part of the agent's health, as the forwarder's.
+func (e *EdgeNode) Health() wire.ForwardHealth {
+	e.errMu.Lock()
+	defer e.errMu.Unlock()
+	return wire.ForwardHealth{Connected: e.connected.Load(), PublishedBatch: e.publishedBatch.Load(),
+		PublishedSamp: e.publishedSamp.Load(), Reconnects: max(e.connects.Load(), 1) - 1, LastError: e.lastErr}
+}
+
+// Connected reports whether the node is connected (born or waiting for its host).
+func (e *EdgeNode) Connected() bool { return e.connected.Load() }
+
+// ConnectedAt is when the current or last connection came up.
+func (e *EdgeNode) ConnectedAt() time.Time {
+	if ms := e.connectedAt.Load(); ms != 0 {
+		return time.UnixMilli(ms)
+	}
+	return time.Time{}
+}
+
+// Births counts NBIRTHs published (tests and health).
+func (e *EdgeNode) Births() uint64 { return e.births.Load() }
+
+// ErrNotConnected is returned by Publish while the broker is unreachable.
+var ErrNotConnected = errors.New("not connected to the broker")
+
+// Publish sends a native message (health, a reply) on the connection.
+func (e *EdgeNode) Publish(topic string, qos byte, retained bool, payload []byte, wait time.Duration) error {
+	e.mu.Lock()
+	c := e.client
+	e.mu.Unlock()
+	if c == nil || !e.connected.Load() {
+		return ErrNotConnected
+	}
+	tok := c.Publish(topic, qos, retained, payload)
+	if !tok.WaitTimeout(wait) {
+		return fmt.Errorf("publish %s: no acknowledgement within %v", topic, wait)
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("publish %s: %w", topic, err)
+	}
+	return nil
+}
+
+// PublishStatus asks for a rebirth: in Sparkplug the births are the status
+// (the runner calls it after a new config).
+func (e *EdgeNode) PublishStatus() error {
+	e.Rebirth()
+	return nil
+}
+
+// Rebirth makes the node publish its births again (as NCMD Node
+// Control/Rebirth does).
+func (e *EdgeNode) Rebirth() {
+	select {
+	case e.rebirth <- struct{}{}:
+	default:
+	}
+}
+
+func (e *EdgeNode) setErr(err error) {
+	e.errMu.Lock()
+	e.lastErr = err.Error()
+	e.errMu.Unlock()
+}
+
+// errStop ends a session because Run is finishing; errHostOffline because
+// the primary host went away.
+var (
+	errStop        = errors.New("stopping")
+	errHostOffline = errors.New("primary host offline")
+)
+
+// Run connects, births, publishes the spool and reconnects until ctx ends.
+func (e *EdgeNode) Run(ctx context.Context) error {
+	attempt := 0
+	for ctx.Err() == nil {
+		if attempt > 0 && !sleep(ctx, backoff(attempt, e.o.BackoffMin, e.o.BackoffMax)) {
+			break
+		}
+		s, err := e.connect(ctx)
+		if err != nil {
+			attempt++
+			e.setErr(err)
+			if attempt == 1 || attempt%10 == 0 {
+				e.log.Warn("broker unreachable; collecting into the spool and retrying", "broker", e.o.Broker, "attempt", attempt, "err", err)
+			}
+			continue
+		}
+		attempt = 0
+		err = e.session(ctx, s)
+		e.mu.Lock()
+		e.client = nil
+		e.mu.Unlock()
+		e.connected.Store(false)
+		switch {
+		case errors.Is(err, errStop):
+			e.goOffline(s.c)
+			return nil
+		case errors.Is(err, errHostOffline):
+			e.log.Info("primary host offline: NDEATH sent, reconnecting to wait for it; the spool keeps the data", "host", e.o.PrimaryHost)
+			e.goOffline(s.c)
+			// Reconnect at once: the next session waits for STATE online.
+		default:
+			e.setErr(err)
+			e.log.Warn("broker connection lost; reconnecting", "err", err)
+			s.c.Disconnect(0)
+			attempt = 1
+		}
+	}
+	return nil
+}
+
+// conn is one MQTT connection and what arrives on it.
+type conn struct {
+	c     mqtt.Client
+	lost  chan error
+	state chan spb.State
+}
+
+func (e *EdgeNode) deathPayload() []byte {
+	b, _ := spb.Encode(&spb.Payload{Timestamp: proto.Uint64(uint64(time.Now().UnixMilli())), Metrics: []*spb.Metric{bdSeqMetric(e.bdSeq)}})
+	return b
+}
+
+func bdSeqMetric(bd uint64) *spb.Metric {
+	return &spb.Metric{Name: proto.String(spb.MetricBdSeq), Datatype: proto.Uint32(uint32(pb.DataType_Int64)),
+		Value: &pb.Payload_Metric_LongValue{LongValue: bd}}
+}
+
+// connect makes one connection with a new bdSeq and NDEATH as its will,
+// and subscribes to NCMD, the primary host's STATE and the native commands.
+func (e *EdgeNode) connect(ctx context.Context) (*conn, error) {
+	bd, err := nextBdSeq(e.o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	e.bdSeq = bd
+	s := &conn{lost: make(chan error, 1), state: make(chan spb.State, 8)}
+	o := mqtt.NewClientOptions().
+		AddBroker(e.o.Broker).
+		SetClientID(e.o.ClientID).
+		SetCleanSession(true). // Sparkplug 3.0: clean session for edge nodes
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetKeepAlive(e.o.KeepAlive).
+		SetPingTimeout(min(e.o.KeepAlive, 10*time.Second)).
+		SetConnectTimeout(e.o.ConnectTimeout).
+		SetWriteTimeout(e.o.ConnectTimeout).
+		SetOrderMatters(false).
+		SetBinaryWill(spb.NodeTopic(e.o.Group, spb.NDEATH, e.o.EdgeNode), e.deathPayload(), 1, false).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			select {
+			case s.lost <- err:
+			default:
+			}
+		})
+	if e.o.Username != "" {
+		o.SetUsername(e.o.Username)
+		o.SetPassword(e.o.Password)
+	}
+	if e.o.TLS != nil {
+		o.SetTLSConfig(e.o.TLS)
+	}
+	s.c = mqtt.NewClient(o)
+	tok := s.c.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		go func() { <-tok.Done(); s.c.Disconnect(0) }()
+		return nil, ctx.Err()
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("connect %s as %q: %w", e.o.Broker, e.o.ClientID, err)
+	}
+	subs := map[string]mqtt.MessageHandler{
+		spb.NodeTopic(e.o.Group, spb.NCMD, e.o.EdgeNode): e.onNCMD,
+	}
+	if e.o.PrimaryHost != "" {
+		subs[spb.StateTopic(e.o.PrimaryHost)] = func(_ mqtt.Client, m mqtt.Message) {
+			st, err := spb.DecodeState(m.Payload())
+			if err != nil {
+				e.log.Warn("primary host STATE not understood; ignored", "topic", m.Topic(), "err", err)
+				return
+			}
+			select {
+			case s.state <- st:
+			default:
+				// The session is behind; it only needs the newest.
+				select {
+				case <-s.state:
+				default:
+				}
+				s.state <- st
+			}
+		}
+	}
+	if e.o.CmdFilter != "" && e.o.OnCommand != nil {
+		subs[e.o.CmdFilter] = func(_ mqtt.Client, m mqtt.Message) { e.o.OnCommand(m.Topic(), m.Payload()) }
+	}
+	for topic, h := range subs {
+		t := s.c.Subscribe(topic, 1, h)
+		if !t.WaitTimeout(e.o.ConnectTimeout) || t.Error() != nil {
+			s.c.Disconnect(0)
+			return nil, fmt.Errorf("subscribe %s: %v", topic, tokErr(t))
+		}
+	}
+	return s, nil
+}
+
+// onNCMD honours Node Control/Rebirth = true.
+func (e *EdgeNode) onNCMD(_ mqtt.Client, m mqtt.Message) {
+	p, err := spb.Decode(m.Payload())
+	if err != nil {
+		e.log.Warn("NCMD not understood; ignored", "topic", m.Topic(), "err", err)
+		return
+	}
+	for _, mt := range p.GetMetrics() {
+		if mt.GetName() == spb.MetricRebirth && mt.GetBooleanValue() {
+			e.log.Info("rebirth requested by NCMD")
+			e.Rebirth()
+		}
+	}
+}
+
+func (e *EdgeNode) goOffline(c mqtt.Client) {
+	// An explicit NDEATH: a clean disconnect does not publish the will.
+	t := c.Publish(spb.NodeTopic(e.o.Group, spb.NDEATH, e.o.EdgeNode), 1, false, e.deathPayload())
+	t.WaitTimeout(2 * time.Second)
+	c.Disconnect(500)
+}
+
+func tokErr(t mqtt.Token) error {
+	if err := t.Error(); err != nil {
+		return err
+	}
+	return errors.New("timed out")
+}
+
+// session waits for the primary host (if any), births, and publishes the
+// spool until the connection is lost, the host goes offline, or ctx ends.
+func (e *EdgeNode) session(ctx context.Context, s *conn) error {
+	e.connected.Store(true)
+	e.connects.Add(1)
+	e.connectedAt.Store(time.Now().UnixMilli())
+	e.mu.Lock()
+	e.client = s.c // native health and replies may go out while we wait
+	e.mu.Unlock()
+
+	var stateTS int64 = -1
+	if e.o.PrimaryHost != "" {
+		e.log.Info("connected; waiting for the primary host's STATE online", "host", e.o.PrimaryHost)
+		for online := false; !online; {
+			select {
+			case st := <-s.state:
+				if st.Timestamp < stateTS {
+					continue // older than what we saw
+				}
+				stateTS, online = st.Timestamp, st.Online
+			case err := <-s.lost:
+				return fmt.Errorf("connection lost: %w", err)
+			case <-ctx.Done():
+				return errStop
+			}
+		}
+	}
+	// Drain a rebirth asked before this birth: the birth answers it.
+	select {
+	case <-e.rebirth:
+	default:
+	}
+	historicalUpTo, err := e.birth(s.c)
+	if err != nil {
+		return err
+	}
+	if e.o.OnConnect != nil {
+		go e.o.OnConnect()
+	}
+
+	var highest uint64
+	stopping := ctx.Done()
+	var deadline <-chan time.Time
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		entries, err := e.sp.Peek(highest, e.o.MaxBatches)
+		if err != nil {
+			e.setErr(err)
+			e.log.Error("reading the spool", "err", err)
+		}
+		if len(entries) > 0 {
+			var done []uint64
+			for _, en := range entries {
+				if err := e.publishEntry(s.c, en, en.Seq <= historicalUpTo); err != nil {
+					if len(done) > 0 {
+						_ = e.sp.Ack(done...)
+					}
+					return err
+				}
+				done = append(done, en.Seq)
+				highest = en.Seq
+			}
+			if err := e.sp.Ack(done...); err != nil {
+				e.setErr(err)
+				e.log.Error("acknowledging in the spool; those batches will be sent again", "err", err)
+			}
+			continue
+		}
+		if deadline != nil {
+			return errStop // flushed
+		}
+		select {
+		case <-e.sp.Notify():
+		case <-tick.C:
+			if err := e.watchDevices(s.c); err != nil {
+				return err
+			}
+		case <-e.rebirth:
+			if historicalUpTo, err = e.birth(s.c); err != nil {
+				return err
+			}
+			highest = 0 // resend from the head what is still there
+		case st := <-s.state:
+			if st.Timestamp >= stateTS {
+				stateTS = st.Timestamp
+				if !st.Online {
+					return errHostOffline
+				}
+			}
+		case err := <-s.lost:
+			return fmt.Errorf("connection lost: %w", err)
+		case <-stopping:
+			stopping = nil
+			deadline = time.After(e.o.FlushTimeout)
+		case <-deadline:
+			return errStop
+		}
+	}
+}
+
+// next returns the next seq.
+func (e *EdgeNode) next() uint64 {
+	e.seq = (e.seq + 1) % 256
+	return e.seq
+}
+
+func (e *EdgeNode) publish(c mqtt.Client, topic string, qos byte, p *spb.Payload) error {
+	b, err := spb.Encode(p)
+	if err != nil {
+		return err
+	}
+	t := c.Publish(topic, qos, false, b)
+	if !t.WaitTimeout(e.o.ConnectTimeout) || t.Error() != nil {
+		return fmt.Errorf("publish %s: %v", topic, tokErr(t))
+	}
+	return nil
+}
+
+// birth publishes NBIRTH and a DBIRTH for every device that is up. It
+// returns the spool's last sequence number: what is in the spool up to it
+// was collected before this birth and is sent as historical.
+func (e *EdgeNode) birth(c mqtt.Client) (uint64, error) {
+	upTo := e.sp.Stats().LastSeq
+	now := uint64(time.Now().UnixMilli())
+	e.seq = 0
+	nb := &spb.Payload{Timestamp: proto.Uint64(now), Seq: proto.Uint64(0), Metrics: []*spb.Metric{
+		bdSeqMetric(e.bdSeq),
+		{Name: proto.String(spb.MetricRebirth), Datatype: proto.Uint32(uint32(pb.DataType_Boolean)), Value: &pb.Payload_Metric_BooleanValue{BooleanValue: false}},
+	}}
+	if err := e.publish(c, spb.NodeTopic(e.o.Group, spb.NBIRTH, e.o.EdgeNode), 0, nb); err != nil {
+		return 0, err
+	}
+	e.births.Add(1)
+	e.born = map[string]*bornDevice{}
+	for _, d := range e.o.Devices() {
+		if d.Down {
+			continue
+		}
+		if err := e.dbirth(c, d, nil); err != nil {
+			return 0, err
+		}
+	}
+	e.log.Info("Sparkplug births published", "bdSeq", e.bdSeq, "devices", len(e.born), "historical_up_to", upTo)
+	return upTo, nil
+}
+
+func key(dev, point string) string { return dev + "\x00" + point }
+
+// alias returns the point's alias, giving it the next one the first time.
+// Aliases are unique across the edge node and never reused in a process.
+func (e *EdgeNode) alias(dev, point string) uint64 {
+	k := key(dev, point)
+	a, ok := e.aliases[k]
+	if !ok {
+		a = uint64(len(e.aliases) + 1)
+		e.aliases[k] = a
+	}
+	return a
+}
+
+// dbirth publishes a DBIRTH of d: its configured points, plus extra points
+// seen in data but not configured. A point's datatype comes from the kind
+// of its values so far (Double until one is seen).
+func (e *EdgeNode) dbirth(c mqtt.Client, d Device, extra []wire.Sample) error {
+	now := uint64(time.Now().UnixMilli())
+	bd := &bornDevice{dt: map[string]spb.DataType{}}
+	p := &spb.Payload{Timestamp: proto.Uint64(now)}
+	add := func(name, unit string) {
+		if _, dup := bd.dt[name]; dup {
+			return
+		}
+		k := key(d.ID, name)
+		dt, ok := e.kinds[k]
+		if !ok {
+			dt = pb.DataType_Double
+		}
+		bd.dt[name] = dt
+		m := &spb.Metric{Name: proto.String(name), Alias: proto.Uint64(e.alias(d.ID, name)), Datatype: proto.Uint32(uint32(dt)), Timestamp: proto.Uint64(now)}
+		last, seen := e.last[k]
+		if !seen || spb.SetValue(m, dt, last.Value) != nil {
+			m.IsNull = proto.Bool(true)
+		} else {
+			m.Timestamp = proto.Uint64(uint64(last.TS))
+			if last.Quality != wire.Good {
+				spb.AddProperty(m, spb.PropQuality, spb.Int32Property(spb.QualityCode(last.Quality)))
+			}
+		}
+		if unit != "" {
+			spb.AddProperty(m, spb.PropUnit, spb.StringProperty(unit))
+		}
+		p.Metrics = append(p.Metrics, m)
+	}
+	for _, pt := range d.Points {
+		add(pt.Name, pt.Unit)
+	}
+	for _, s := range extra {
+		add(s.Point, "")
+	}
+	// Points born earlier in this process stay declared.
+	if old := e.born[d.ID]; old != nil {
+		for name := range old.dt {
+			add(name, "")
+		}
+	}
+	p.Seq = proto.Uint64(e.next())
+	if err := e.publish(c, spb.DeviceTopic(e.o.Group, spb.DBIRTH, e.o.EdgeNode, d.ID), 0, p); err != nil {
+		return err
+	}
+	e.born[d.ID] = bd
+	return nil
+}
+
+// watchDevices sends DDEATH for born devices that went down and DBIRTH for
+// devices that came up.
+func (e *EdgeNode) watchDevices(c mqtt.Client) error {
+	for _, d := range e.o.Devices() {
+		_, born := e.born[d.ID]
+		switch {
+		case born && d.Down:
+			p := &spb.Payload{Timestamp: proto.Uint64(uint64(time.Now().UnixMilli())), Seq: proto.Uint64(e.next())}
+			if err := e.publish(c, spb.DeviceTopic(e.o.Group, spb.DDEATH, e.o.EdgeNode, d.ID), 0, p); err != nil {
+				return err
+			}
+			delete(e.born, d.ID)
+			e.log.Info("device down: DDEATH", "device", d.ID)
+		case !born && !d.Down:
+			if err := e.dbirth(c, d, nil); err != nil {
+				return err
+			}
+			e.log.Info("device up: DBIRTH", "device", d.ID)
+		}
+	}
+	return nil
+}
+
+func (e *EdgeNode) device(id string) Device {
+	for _, d := range e.o.Devices() {
+		if d.ID == id {
+			return d
+		}
+	}
+	return Device{ID: id}
+}
+
+// publishEntry sends one spool batch as one DDATA per device.
+func (e *EdgeNode) publishEntry(c mqtt.Client, en spool.Entry, historical bool) error {
+	var b wire.Batch
+	if err := wire.DecodeBatch(en.Data, &b); err != nil {
+		// The spool holds only what this agent encoded; a batch that does
+		// not decode is dropped, not retried forever.
+		e.log.Error("a spool batch does not decode; dropped", "seq", en.Seq, "err", err)
+		return nil
+	}
+	byDev := map[string][]wire.Sample{}
+	var order []string
+	for _, s := range b.Samples {
+		if _, ok := byDev[s.Device]; !ok {
+			order = append(order, s.Device)
+		}
+		byDev[s.Device] = append(byDev[s.Device], s)
+	}
+	sort.Strings(order)
+	for _, dev := range order {
+		samples := byDev[dev]
+		// Learn the kinds; a value that does not fit the birth's datatype,
+		// or a point the birth did not declare, needs a new DBIRTH.
+		bd := e.born[dev]
+		needBirth := bd == nil
+		for _, s := range samples {
+			k := key(dev, s.Point)
+			if s.Value.Kind() != wire.Null {
+				if dt, ok := e.kinds[k]; !ok || !spb.Fits(dt, s.Value.Kind()) {
+					e.kinds[k] = spb.DataTypeOf(s.Value.Kind())
+				}
+			}
+			if bd != nil {
+				if dt, ok := bd.dt[s.Point]; !ok || !spb.Fits(dt, s.Value.Kind()) {
+					needBirth = true
+				}
+			}
+		}
+		if needBirth {
+			if err := e.dbirth(c, e.device(dev), samples); err != nil {
+				return err
+			}
+			bd = e.born[dev]
+		}
+		p := &spb.Payload{Timestamp: proto.Uint64(uint64(time.Now().UnixMilli()))}
+		for _, s := range samples {
+			m := &spb.Metric{Alias: proto.Uint64(e.alias(dev, s.Point)), Timestamp: proto.Uint64(uint64(max(s.TS, 0)))}
+			if historical {
+				m.IsHistorical = proto.Bool(true)
+			}
+			if err := spb.SetValue(m, bd.dt[s.Point], s.Value); err != nil {
+				// Cannot happen after the birth check; keep the rest.
+				e.log.Error("a sample does not fit its datatype; dropped", "device", dev, "point", s.Point, "err", err)
+				continue
+			}
+			if s.Quality != wire.Good {
+				spb.AddProperty(m, spb.PropQuality, spb.Int32Property(spb.QualityCode(s.Quality)))
+			}
+			p.Metrics = append(p.Metrics, m)
+			if cur, ok := e.last[key(dev, s.Point)]; !ok || s.TS >= cur.TS {
+				e.last[key(dev, s.Point)] = s
+			}
+		}
+		p.Seq = proto.Uint64(e.next())
+		if err := e.publish(c, spb.DeviceTopic(e.o.Group, spb.DDATA, e.o.EdgeNode, dev), 0, p); err != nil {
+			return err
+		}
+	}
+	e.publishedBatch.Add(1)
+	e.publishedSamp.Add(uint64(len(b.Samples)))
+	return nil
+}
+
+func backoff(n int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 1; i < n && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
