@@ -5,6 +5,8 @@
 # Environment (all optional):
 #   WEFT_DEMO_DIR         data and logs (default ./.demo)
 #   WEFT_DEMO_HTTP_PORT   dashboard and API (default 8080)
+#                         (the processes run from copies of deploy/demo's configs in
+#                         $WEFT_DEMO_DIR, with these ports written in)
 #   WEFT_DEMO_MQTT_PORT   the gateway's embedded MQTT broker (default 18830)
 #   WEFT_DEMO_DYEING_PORT, WEFT_DEMO_LOOM_PORT, WEFT_DEMO_OPCUA_PORT
 #                         the simulators (default 25020, 25021, 24840)
@@ -41,6 +43,18 @@ done
 
 mkdir -p "$LOGS"
 chmod 700 "$WEFT_DEMO_DIR"
+# The processes run from copies: a config pushed from the dashboard is saved
+# over the agent's file, and that must not be deploy/demo's. The copies get
+# the ports asked for; deploy/demo's files say the defaults.
+for f in gateway.yaml agent-dyehouse.yaml agent-weaving.yaml; do
+	sed -e "s/127\.0\.0\.1:8080\b/127.0.0.1:$WEFT_DEMO_HTTP_PORT/" \
+		-e "s/127\.0\.0\.1:18830\b/127.0.0.1:$WEFT_DEMO_MQTT_PORT/" \
+		-e "s/127\.0\.0\.1:25020\b/127.0.0.1:$WEFT_DEMO_DYEING_PORT/" \
+		-e "s/127\.0\.0\.1:25021\b/127.0.0.1:$WEFT_DEMO_LOOM_PORT/" \
+		-e "s/127\.0\.0\.1:24840\b/127.0.0.1:$WEFT_DEMO_OPCUA_PORT/" \
+		"$DEMO/$f" >"$WEFT_DEMO_DIR/$f"
+done
+CONF=$WEFT_DEMO_DIR
 # Tokens: made once and kept, so a browser that logged in stays logged in.
 if [ ! -s "$WEFT_DEMO_DIR/tokens" ]; then
 	( umask 077
@@ -107,10 +121,10 @@ start weft-sim "$BIN/weft-sim" --tick 200ms \
 	--modbus "127.0.0.1:$WEFT_DEMO_LOOM_PORT=loom" \
 	--opcua "127.0.0.1:$WEFT_DEMO_OPCUA_PORT=winder"
 wait_until "the simulators listening" 20 port_busy "$WEFT_DEMO_OPCUA_PORT"
-start weft-gateway "$BIN/weft-gateway" run --config "$DEMO/gateway.yaml"
+start weft-gateway "$BIN/weft-gateway" run --config "$CONF/gateway.yaml"
 wait_until "the gateway ready (GET /healthz)" 30 http_ok
-start dyehouse-gw "$BIN/weft-agent" run --config "$DEMO/agent-dyehouse.yaml"
-start weaving-gw "$BIN/weft-agent" run --config "$DEMO/agent-weaving.yaml"
+start dyehouse-gw "$BIN/weft-agent" run --config "$CONF/agent-dyehouse.yaml"
+start weaving-gw "$BIN/weft-agent" run --config "$CONF/agent-weaving.yaml"
 
 url="http://127.0.0.1:$WEFT_DEMO_HTTP_PORT"
 cat <<MSG

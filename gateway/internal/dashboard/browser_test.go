@@ -42,51 +42,53 @@ func TestDashboardInBrowser(t *testing.T) {
 	bins := binaries(t, "weft-agent", "weft-sim")
 	dir := t.TempDir()
 
-	// Simulators, as in make demo.
-	ports := map[string]int{}
-	for _, v := range []string{"WEFT_DEMO_DYEING_PORT", "WEFT_DEMO_LOOM_PORT", "WEFT_DEMO_OPCUA_PORT"} {
-		ports[v] = freePort(t)
+	// Simulators, as in make demo, on free ports instead of the demo's.
+	ports := map[string]string{} // the demo's address → this test's
+	for _, demo := range []string{"127.0.0.1:25020", "127.0.0.1:25021", "127.0.0.1:24840"} {
+		ports[demo] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	}
 	startProc(t, dir, "weft-sim", nil, bins["weft-sim"], "--tick", "200ms",
-		"--modbus", fmt.Sprintf("127.0.0.1:%d=dyeing", ports["WEFT_DEMO_DYEING_PORT"]),
-		"--modbus", fmt.Sprintf("127.0.0.1:%d=loom", ports["WEFT_DEMO_LOOM_PORT"]),
-		"--opcua", fmt.Sprintf("127.0.0.1:%d=winder", ports["WEFT_DEMO_OPCUA_PORT"]))
-	waitPort(t, ports["WEFT_DEMO_OPCUA_PORT"])
+		"--modbus", ports["127.0.0.1:25020"]+"=dyeing",
+		"--modbus", ports["127.0.0.1:25021"]+"=loom",
+		"--opcua", ports["127.0.0.1:24840"]+"=winder")
+	waitPort(t, ports["127.0.0.1:24840"])
 
 	// The gateway, in this process, from the demo's config.
 	t.Setenv("WEFT_DEMO_DIR", dir)
-	t.Setenv("WEFT_DEMO_HTTP_PORT", "0")
-	t.Setenv("WEFT_DEMO_MQTT_PORT", "0")
 	t.Setenv("WEFT_ADMIN_TOKEN", adminToken)
 	t.Setenv("WEFT_READ_TOKEN", readToken)
 	cfg, err := config.LoadGateway(filepath.Join(demoDir, "gateway.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Gateway.HTTP, cfg.Gateway.EmbeddedListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Alerts.OfflineAfter = 2 * time.Second // the demo's 30s is too long to wait for here
 	base, brokerURL := startGateway(t, cfg)
 	bu, err := url.Parse(brokerURL)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ports["127.0.0.1:18830"] = bu.Host
 
-	// Two agents, from copies of the demo's configs (a pushed config is
-	// saved over the agent's file).
-	env := []string{"WEFT_DEMO_DIR=" + dir, "WEFT_DEMO_MQTT_PORT=" + bu.Port()}
-	for k, p := range ports {
-		env = append(env, fmt.Sprintf("%s=%d", k, p))
-	}
+	// Two agents, from copies of the demo's configs with this test's ports,
+	// as run.sh makes them (a pushed config is saved over the agent's file).
 	agents := map[string]*exec.Cmd{}
+	agentConfig := map[string]string{}
 	for _, a := range []string{"dyehouse", "weaving"} {
 		src, err := os.ReadFile(filepath.Join(demoDir, "agent-"+a+".yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
+		text := string(src)
+		for demo, here := range ports {
+			text = strings.ReplaceAll(text, demo, here)
+		}
 		path := filepath.Join(dir, "agent-"+a+".yaml")
-		if err := os.WriteFile(path, src, 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		agents[a] = startProc(t, dir, a+"-gw", env, bins["weft-agent"], "run", "--config", path)
+		agentConfig[a] = text
+		agents[a] = startProc(t, dir, a+"-gw", []string{"WEFT_DEMO_DIR=" + dir}, bins["weft-agent"], "run", "--config", path)
 	}
 
 	b := newBrowser(t, chromium)
@@ -163,12 +165,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	shot("push-rejected")
 
 	// A good config: the new hash is shown and becomes the agent's.
-	good, err := os.ReadFile(filepath.Join(demoDir, "agent-dyehouse.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	goodText := strings.Replace(string(good), "deadband: 0.2}", "deadband: 0.3}", 1)
-	if goodText == string(good) {
+	good := agentConfig["dyehouse"]
+	goodText := strings.Replace(good, "deadband: 0.2}", "deadband: 0.3}", 1)
+	if goodText == good {
 		t.Fatal("the demo's dyehouse config no longer has bath_temp's deadband: 0.2; change this test")
 	}
 	b.setValue("#push-config", goodText)
@@ -506,17 +505,17 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func waitPort(t *testing.T, port int) {
+func waitPort(t *testing.T, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on 127.0.0.1:%d after 20s", port)
+			t.Fatalf("nothing listens on %s after 20s", addr)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
