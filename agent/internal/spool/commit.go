@@ -60,9 +60,10 @@ func (s *Spool) run() {
 type group struct {
 	appends []*appendReq
 	acks    []*ackReq
+	resets  []*ackReq // Peek found the file damaged
 }
 
-func (g group) empty() bool { return len(g.appends) == 0 && len(g.acks) == 0 }
+func (g group) empty() bool { return len(g.appends) == 0 && len(g.acks) == 0 && len(g.resets) == 0 }
 
 // take removes the ready prefix of the append queue (up to MaxGroupBytes)
 // and all pending acks.
@@ -80,7 +81,14 @@ func (s *Spool) take() group {
 	}
 	g.appends = s.queue[:n:n]
 	s.queue = s.queue[n:]
-	g.acks, s.acks = s.acks, nil
+	for _, a := range s.acks {
+		if a.reset != nil {
+			g.resets = append(g.resets, a)
+		} else {
+			g.acks = append(g.acks, a)
+		}
+	}
+	s.acks = nil
 	return g
 }
 
@@ -123,6 +131,23 @@ func (d *delta) remove(h recordHeader) {
 // disk with drop_oldest evicts from the head and tries once more; a file
 // found damaged is set aside and the group is written to the fresh one.
 func (s *Spool) commitGroup(g group) {
+	if len(g.resets) > 0 {
+		s.dbMu.RLock()
+		gen := s.gen
+		s.dbMu.RUnlock()
+		for _, r := range g.resets {
+			if r.gen == gen { // not yet replaced since the damage was seen
+				s.resetWhileRunning(r.reset)
+				break
+			}
+		}
+		for _, r := range g.resets {
+			r.done <- nil
+		}
+		if len(g.appends) == 0 && len(g.acks) == 0 {
+			return
+		}
+	}
 	if max := maxSeq(g); max > s.floor.value {
 		// The floor must cover every stored sequence number before the
 		// commit that stores it.
@@ -189,7 +214,7 @@ func (s *Spool) tryCommit(g group, evict int64) (*delta, error) {
 				}
 				h, err := parseHeader(v)
 				if err != nil {
-					return false, &corruptError{fmt.Errorf("head entry: %w", err)}
+					return false, &corruptError{err: fmt.Errorf("head entry: %w", err)}
 				}
 				if err := b.Delete(k); err != nil {
 					return false, err
@@ -211,7 +236,7 @@ func (s *Spool) tryCommit(g group, evict int64) (*delta, error) {
 					}
 					h, err := parseHeader(v)
 					if err != nil {
-						return &corruptError{fmt.Errorf("entry %d: %w", seq, err)}
+						return &corruptError{err: fmt.Errorf("entry %d: %w", seq, err)}
 					}
 					if err := b.Delete(k); err != nil {
 						return err
@@ -241,7 +266,7 @@ func (s *Spool) tryCommit(g group, evict int64) (*delta, error) {
 					}
 					h, err := parseHeader(v)
 					if err != nil {
-						return &corruptError{fmt.Errorf("head entry: %w", err)}
+						return &corruptError{err: fmt.Errorf("head entry: %w", err)}
 					}
 					if !s.expired(h.appended, now) {
 						break
@@ -410,6 +435,7 @@ func (s *Spool) apply(d *delta) {
 func (s *Spool) resetWhileRunning(cause error) {
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
+	s.gen++
 	if s.db != nil {
 		s.db.Close()
 		s.db = nil
@@ -436,7 +462,9 @@ func (s *Spool) reopenFresh(cause error) error {
 		return err
 	}
 	s.db = db
-	s.salvage(aside)
+	if !lockLeaked(cause) {
+		s.salvage(aside)
+	}
 	if err := s.rescan(); err != nil {
 		return err
 	}

@@ -71,6 +71,7 @@ func (s *Spool) compact() error {
 
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
+	s.gen++
 	if err := s.db.Close(); err != nil {
 		s.log.Warn("close before compaction rename", "err", err)
 	}
@@ -82,7 +83,9 @@ func (s *Spool) compact() error {
 		}
 		return fmt.Errorf("rename %s: %w", tmp, err)
 	}
-	syncDir(filepath.Dir(s.path))
+	if !s.opts.NoSync {
+		syncDir(filepath.Dir(s.path))
+	}
 	s.db = nil
 	if err := s.reopen(); err != nil {
 		return fmt.Errorf("reopen the compacted file: %w", err)

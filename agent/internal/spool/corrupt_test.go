@@ -223,3 +223,34 @@ func TestFloorRunsAhead(t *testing.T) {
 		t.Fatalf("seq after reopen = %d, want 31", seq)
 	}
 }
+
+// Damage that appears while the spool is open (here: every page but the
+// meta pages zeroed behind its back, which the shared memory map shows at
+// once) is found by Peek; the file is set aside, a fresh one continues.
+func TestCorruptWhileRunning(t *testing.T) {
+	var logs logBuffer
+	s, path := openT(t, Options{Logger: logs.logger()})
+	last := appendN(t, s, 200, 10, 300)[199]
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	f.WriteAt(make([]byte, fi.Size()-2*4096), 2*4096)
+	f.Close()
+
+	es, err := s.Peek(0, 100)
+	if err != nil {
+		t.Fatalf("Peek after the damage: %v", err)
+	}
+	st := s.Stats()
+	if st.CorruptResets != 1 || len(setAsideFiles(t, path)) != 1 || !strings.Contains(logs.String(), "SPOOL FILE CORRUPT") {
+		t.Fatalf("not reset: %d entries, stats %+v\n%s", len(es), st, logs.String())
+	}
+	if uint64(st.Samples)+st.DroppedCorrupt != 2000 {
+		t.Fatalf("samples: %d kept + %d counted lost != 2000", st.Samples, st.DroppedCorrupt)
+	}
+	if seq := appendN(t, s, 1, 1, 10)[0]; seq <= last {
+		t.Fatalf("seq %d after the reset, not above %d", seq, last)
+	}
+}

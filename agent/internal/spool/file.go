@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -59,8 +60,9 @@ func withPanicOnFault(fn func() error) error {
 
 func (s *Spool) boltOptions() *bolt.Options {
 	return &bolt.Options{
-		Timeout: s.opts.OpenTimeout,
-		NoSync:  s.opts.NoSync,
+		Timeout:    s.opts.OpenTimeout,
+		NoSync:     s.opts.NoSync,
+		NoGrowSync: s.opts.NoSync,
 		// The freelist is written in every commit (bbolt's default). With
 		// NoFreelistSync bbolt rebuilds it at Open by walking the tree in a
 		// goroutine of its own, where a damaged page panics out of reach
@@ -91,7 +93,10 @@ func (s *Spool) open() error {
 	if err := s.openFile(); err != nil {
 		return err
 	}
-	_, oldSeq := s.salvage(aside)
+	var oldSeq uint64
+	if !lockLeaked(err) {
+		_, oldSeq = s.salvage(aside)
+	}
 	if err := s.rescan(); err != nil {
 		return err
 	}
@@ -180,6 +185,10 @@ func openBolt(path string, o *bolt.Options) (*bolt.DB, error) {
 		// until the process exits, which only affects the file being
 		// set aside.
 		file.Close()
+		var c *corruptError
+		if errors.As(err, &c) {
+			c.lockLeaked = true
+		}
 	}
 	if err != nil {
 		if isCorrupt(err) || !isEnvironmental(err) {
@@ -193,7 +202,7 @@ func openBolt(path string, o *bolt.Options) (*bolt.DB, error) {
 				// A bbolt file without our bucket is either new (no
 				// other keys) or someone else's: then it is not a spool.
 				if k, _ := tx.Cursor().First(); k != nil {
-					return &corruptError{fmt.Errorf("no %q bucket: not a spool file", bucketName)}
+					return &corruptError{err: fmt.Errorf("no %q bucket: not a spool file", bucketName)}
 				}
 				_, err := tx.CreateBucket([]byte(bucketName))
 				return err
@@ -211,11 +220,17 @@ func openBolt(path string, o *bolt.Options) (*bolt.DB, error) {
 	return db, nil
 }
 
+// lockLeaked reports a corruptError whose file bbolt left locked.
+func lockLeaked(err error) bool {
+	var c *corruptError
+	return errors.As(err, &c) && c.lockLeaked
+}
+
 func asCorrupt(err error) error {
 	if isCorrupt(err) {
 		return err
 	}
-	return &corruptError{err}
+	return &corruptError{err: err}
 }
 
 // isEnvironmental reports errors that say nothing about the file's
@@ -247,13 +262,19 @@ func scan(db *bolt.DB) (st scanStats, bad [][]byte, lastSeq uint64, err error) {
 			b := tx.Bucket([]byte(bucketName))
 			lastSeq = b.Sequence()
 			c := b.Cursor()
+			find := b.Cursor()
 			var prev uint64
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				seq, ok := keySeq(k)
 				if ok && seq <= prev {
 					// bbolt finds keys by binary search: out of order,
 					// entries can be neither found nor deleted.
-					return &corruptError{fmt.Errorf("key %d after key %d: pages out of order", seq, prev)}
+					return &corruptError{err: fmt.Errorf("key %d after key %d: pages out of order", seq, prev)}
+				}
+				// Walking leaf to leaf never reads the branch pages' keys;
+				// Peek, Ack and eviction search through them.
+				if fk, _ := find.Seek(k); !bytes.Equal(fk, k) {
+					return &corruptError{err: fmt.Errorf("key %x cannot be found by search: branch pages damaged", k)}
 				}
 				prev = max(prev, seq)
 				h, herr := parseHeader(v)
@@ -291,7 +312,9 @@ func (s *Spool) setAside(cause error) string {
 		os.Remove(s.path)
 		return ""
 	}
-	syncDir(filepath.Dir(s.path))
+	if !s.opts.NoSync {
+		syncDir(filepath.Dir(s.path))
+	}
 	s.log.Error("SPOOL FILE CORRUPT: moved aside, starting a fresh spool with the entries that can be saved",
 		"moved_to", dst, "err", cause)
 	return dst

@@ -46,13 +46,13 @@ func precheck(path string) error {
 	}
 	ps := int64(best.pageSize)
 	if best.pgid < 4 || int64(best.pgid) > size/ps {
-		return &corruptError{fmt.Errorf("file is %d bytes, but its meta page (txid %d) says %d pages of %d bytes: truncated", size, best.txid, best.pgid, ps)}
+		return &corruptError{err: fmt.Errorf("file is %d bytes, but its meta page (txid %d) says %d pages of %d bytes: truncated", size, best.txid, best.pgid, ps)}
 	}
 	if best.root < 2 || best.root >= best.pgid {
-		return &corruptError{fmt.Errorf("meta page (txid %d): root page %d outside the %d pages", best.txid, best.root, best.pgid)}
+		return &corruptError{err: fmt.Errorf("meta page (txid %d): root page %d outside the %d pages", best.txid, best.root, best.pgid)}
 	}
 	if best.freelist != ^uint64(0) && (best.freelist < 2 || best.freelist >= best.pgid) {
-		return &corruptError{fmt.Errorf("meta page (txid %d): freelist page %d outside the %d pages", best.txid, best.freelist, best.pgid)}
+		return &corruptError{err: fmt.Errorf("meta page (txid %d): freelist page %d outside the %d pages", best.txid, best.freelist, best.pgid)}
 	}
 	return nil
 }

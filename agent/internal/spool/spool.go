@@ -183,6 +183,7 @@ type Spool struct {
 	// compacts or sets a corrupt file aside. Peek holds it shared.
 	dbMu sync.RWMutex
 	db   *bolt.DB
+	gen  uint64 // counts replacements of db, so that one damage is reset once
 
 	mu      sync.Mutex
 	closed  bool
@@ -211,7 +212,9 @@ type appendReq struct {
 
 type ackReq struct {
 	seqs    []uint64
-	corrupt bool // deleting entries Peek found corrupt; counted as such
+	corrupt bool   // deleting entries Peek found corrupt; counted as such
+	reset   error  // not an ack: Peek found the file damaged; set it aside
+	gen     uint64 // ... if it is still the file of this generation
 	done    chan error
 }
 
@@ -390,10 +393,34 @@ func (s *Spool) Peek(after uint64, max int) ([]Entry, error) {
 	if closed {
 		return nil, ErrClosed
 	}
-	var out []Entry
-	var bad []uint64
+	out, bad, gen, err := s.peek(after, max)
+	if err != nil && isCorrupt(err) {
+		// The open-time check missed this damage. Set the file aside,
+		// salvage what is intact and read again from the fresh one.
+		s.log.Error("spool file damaged while running", "err", err)
+		if rerr := s.requestReset(err, gen); rerr != nil {
+			return nil, fmt.Errorf("spool %s: peek after %d: %w (reset: %v)", s.path, after, err, rerr)
+		}
+		out, bad, _, err = s.peek(after, max)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("spool %s: peek after %d: %w", s.path, after, err)
+	}
+	if len(bad) > 0 {
+		if err := s.enqueueAck(&ackReq{seqs: bad, corrupt: true, done: make(chan error, 1)}); err != nil {
+			s.log.Warn("could not delete corrupt entries", "seqs", bad, "err", err)
+		}
+	}
+	return out, nil
+}
+
+// peek reads entries in a short read transaction and returns the
+// sequence numbers of entries whose CRC failed.
+func (s *Spool) peek(after uint64, max int) (out []Entry, bad []uint64, gen uint64, err error) {
 	s.dbMu.RLock()
-	err := guard(func() error {
+	defer s.dbMu.RUnlock()
+	gen = s.gen
+	err = guard(func() error {
 		if s.db == nil {
 			return errors.New("spool file not open (see the last error)")
 		}
@@ -421,16 +448,13 @@ func (s *Spool) Peek(after uint64, max int) ([]Entry, error) {
 			return nil
 		})
 	})
-	s.dbMu.RUnlock()
-	if err != nil {
-		return nil, fmt.Errorf("spool %s: peek after %d: %w", s.path, after, err)
-	}
-	if len(bad) > 0 {
-		if err := s.enqueueAck(&ackReq{seqs: bad, corrupt: true, done: make(chan error, 1)}); err != nil {
-			s.log.Warn("could not delete corrupt entries", "seqs", bad, "err", err)
-		}
-	}
-	return out, nil
+	return out, bad, gen, err
+}
+
+// requestReset asks the committer to set the damaged file aside, unless it
+// has been replaced since generation gen, and waits until it has.
+func (s *Spool) requestReset(cause error, gen uint64) error {
+	return s.enqueueAck(&ackReq{reset: cause, gen: gen, done: make(chan error, 1)})
 }
 
 // Notify returns a channel that receives (never blocking the spool,
@@ -482,14 +506,19 @@ func (s *Spool) Close() error {
 func guard(fn func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = &corruptError{fmt.Errorf("bbolt panicked: %v", p)}
+			err = &corruptError{err: fmt.Errorf("bbolt panicked: %v", p)}
 		}
 	}()
 	return withPanicOnFault(fn)
 }
 
 // corruptError marks an error that means the file is damaged.
-type corruptError struct{ err error }
+type corruptError struct {
+	err error
+	// lockLeaked: bbolt.Open panicked and its memory map, out of reach,
+	// keeps the file's lock; nothing else can open that file any more.
+	lockLeaked bool
+}
 
 func (e *corruptError) Error() string { return "corrupt: " + e.err.Error() }
 func (e *corruptError) Unwrap() error { return e.err }
