@@ -57,6 +57,17 @@ func record(t *testing.T, broker string) *recorder {
 			t.Errorf("undecodable payload on %q: %v", m.Topic(), err)
 			return
 		}
+		// Sparkplug B: NDEATH at QoS 1, births and data at QoS 0 (the
+		// recorder subscribes at QoS 1, so it sees the publisher's QoS).
+		switch want := byte(0); tp.Type {
+		case spb.NDEATH:
+			want = 1
+			fallthrough
+		case spb.NBIRTH, spb.DBIRTH, spb.DDATA, spb.DDEATH, spb.NDATA:
+			if m.Qos() != want {
+				t.Errorf("%s published at QoS %d, want %d", m.Topic(), m.Qos(), want)
+			}
+		}
 		r.mu.Lock()
 		r.msgs = append(r.msgs, msg{tp, p})
 		r.mu.Unlock()
