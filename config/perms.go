@@ -16,19 +16,22 @@ import (
 // agent's `run` calls it after LoadAgent and does not start while it
 // returns errors; each error names the file, the key and the fix.
 //
-// Relative key and password file paths are taken from cfgPath's directory,
-// as password_file is. A file that does not exist is not its business (the
-// link that needs it reports that). docs/security.md explains the rules.
+// Each file is looked up the way the code that opens it does: password_file
+// relative to cfgPath's directory (as the loader reads it), mqtt.tls.key and
+// opcua private_key as written (the forwarder and the OPC UA driver open
+// them relative to the working directory). A file that does not exist is
+// not its business (the link that needs it reports that). docs/security.md
+// explains the rules.
 func CheckSecrets(cfgPath string, cfg *Agent) []error {
 	s := secrets{cfg: cfgPath, dir: filepath.Dir(cfgPath)}
-	s.keyFile("mqtt.tls.key", cfg.MQTT.TLS.Key)
-	s.keyFile("mqtt.password_file", cfg.MQTT.PasswordFile)
+	s.keyFile("mqtt.tls.key", cfg.MQTT.TLS.Key, false)
+	s.keyFile("mqtt.password_file", cfg.MQTT.PasswordFile, true)
 	for i, d := range cfg.Devices {
 		if d.OPCUA == nil {
 			continue
 		}
-		s.keyFile(fmt.Sprintf("devices[%d].opcua.private_key", i), d.OPCUA.PrivateKey)
-		s.keyFile(fmt.Sprintf("devices[%d].opcua.password_file", i), d.OPCUA.PasswordFile)
+		s.keyFile(fmt.Sprintf("devices[%d].opcua.private_key", i), d.OPCUA.PrivateKey, false)
+		s.keyFile(fmt.Sprintf("devices[%d].opcua.password_file", i), d.OPCUA.PasswordFile, true)
 	}
 	s.literals(cfgPath, func(data []byte) ([]literal, error) {
 		var raw struct {
@@ -60,10 +63,10 @@ func CheckSecrets(cfgPath string, cfg *Agent) []error {
 // and password, the InfluxDB token and the API tokens.
 func CheckGatewaySecrets(cfgPath string, cfg *Gateway) []error {
 	s := secrets{cfg: cfgPath, dir: filepath.Dir(cfgPath)}
-	s.keyFile("mqtt.tls.key", cfg.MQTT.TLS.Key)
-	s.keyFile("mqtt.password_file", cfg.MQTT.PasswordFile)
+	s.keyFile("mqtt.tls.key", cfg.MQTT.TLS.Key, false)
+	s.keyFile("mqtt.password_file", cfg.MQTT.PasswordFile, true)
 	if cfg.InfluxDB != nil {
-		s.keyFile("influxdb.token_file", cfg.InfluxDB.TokenFile)
+		s.keyFile("influxdb.token_file", cfg.InfluxDB.TokenFile, true)
 	}
 	s.literals(cfgPath, func(data []byte) ([]literal, error) {
 		var raw struct {
@@ -118,12 +121,14 @@ func worldReadable(path string) (bool, fs.FileMode) {
 	return st.Mode().Perm()&0o004 != 0, st.Mode().Perm()
 }
 
-// keyFile checks a file that holds a private key or a password.
-func (s *secrets) keyFile(key, file string) {
+// keyFile checks a file that holds a private key or a password; a relative
+// path is taken from the config's directory when fromConfigDir is set, else
+// from the working directory.
+func (s *secrets) keyFile(key, file string, fromConfigDir bool) {
 	if file == "" {
 		return
 	}
-	if !filepath.IsAbs(file) {
+	if fromConfigDir && !filepath.IsAbs(file) {
 		file = filepath.Join(s.dir, file)
 	}
 	if open, mode := worldReadable(file); open {

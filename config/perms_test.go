@@ -49,16 +49,16 @@ const opcuaDevice = `devices:
       username: weft
       %s
       certificate: client.crt
-      private_key: %s
+      private_key: DIR/%s
     points: [{name: q, node: "ns=2;s=Q"}]
 `
 
 func TestCheckSecrets(t *testing.T) {
 	t.Setenv("WEFT_TEST_MQTT_PW", "s3cret-from-env")
-	mqttLit := "mqtt: {broker: ssl://127.0.0.1:8883, username: a1, password: hunter2-literal, tls: {ca: ca.crt, cert: a1.crt, key: a1.key}}\n"
-	mqttEnv := "mqtt: {broker: ssl://127.0.0.1:8883, username: a1, password: '${WEFT_TEST_MQTT_PW}', tls: {ca: ca.crt, cert: a1.crt, key: a1.key}}\n"
-	mqttDef := "mqtt: {broker: ssl://127.0.0.1:8883, username: a1, password: '${WEFT_TEST_UNSET_PW:-hunter2-default}', tls: {ca: ca.crt, cert: a1.crt, key: a1.key}}\n"
-	mqttFile := "mqtt: {broker: ssl://127.0.0.1:8883, username: a1, password_file: mqtt.pass, tls: {ca: ca.crt, cert: a1.crt, key: a1.key}}\n"
+	mqttLit := "mqtt: {broker: ssl://127.0.0.1:8883, username: a1, password: hunter2-literal, tls: {ca: ca.crt, cert: a1.crt, key: DIR/a1.key}}\n"
+	mqttEnv := "mqtt: {broker: ssl://127.0.0.1:8883, username: a1, password: '${WEFT_TEST_MQTT_PW}', tls: {ca: ca.crt, cert: a1.crt, key: DIR/a1.key}}\n"
+	mqttDef := "mqtt: {broker: ssl://127.0.0.1:8883, username: a1, password: '${WEFT_TEST_UNSET_PW:-hunter2-default}', tls: {ca: ca.crt, cert: a1.crt, key: DIR/a1.key}}\n"
+	mqttFile := "mqtt: {broker: ssl://127.0.0.1:8883, username: a1, password_file: mqtt.pass, tls: {ca: ca.crt, cert: a1.crt, key: DIR/a1.key}}\n"
 	devs := func(pw, key string) string {
 		return strings.Replace(strings.Replace(opcuaDevice, "%s", pw, 1), "%s", key, 1)
 	}
@@ -95,14 +95,24 @@ func TestCheckSecrets(t *testing.T) {
 			"devices[1].opcua.private_key: |client.key|(mode 0604)|chmod 600",
 		}},
 		{"missing key file is not this check's business", map[string]file{
-			"agent.yaml": {0o640, secretHead + mqttFile + devs("password_file: opc.pass", "/nonexistent/client.key")},
+			"agent.yaml": {0o640, secretHead + mqttFile + devs("password_file: opc.pass", "nonexistent/client.key")},
 			"a1.key":     {0o600, "KEY"}, "mqtt.pass": {0o600, "pw"}, "opc.pass": {0o600, "pw"},
 		}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			for name, f := range c.files {
+				f.text = strings.ReplaceAll(f.text, "DIR/", "%DIR%/")
+				c.files[name] = f
+			}
 			dir := writeSecretTest(t, c.files)
 			path := filepath.Join(dir, "agent.yaml")
+			// Key files are opened relative to the working directory:
+			// the test names them by absolute path.
+			text := strings.ReplaceAll(mustReadFile(t, path), "%DIR%/", dir+"/")
+			if err := os.WriteFile(path, []byte(text), c.files["agent.yaml"].mode); err != nil {
+				t.Fatal(err)
+			}
 			cfg, err := LoadAgent(path)
 			if err != nil {
 				t.Fatalf("LoadAgent: %v", err)
@@ -186,5 +196,44 @@ func TestIsEnvRef(t *testing.T) {
 		if got := isEnvRef(v); got != want {
 			t.Errorf("isEnvRef(%q) = %v, want %v", v, got, want)
 		}
+	}
+}
+
+func mustReadFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestCheckSecretsRelativePaths: password_file is read from the config's
+// directory, a TLS key from the working directory, as the code that opens
+// each one does.
+func TestCheckSecretsRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &Agent{MQTT: MQTT{PasswordFile: "mqtt.pass", TLS: TLS{Key: "tls.key"}}}
+	for _, f := range []string{"mqtt.pass", "tls.key"} {
+		p := filepath.Join(dir, f)
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(cfgPath, []byte("agent: {id: a1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errs := CheckSecrets(cfgPath, cfg)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "mqtt.password_file: "+filepath.Join(dir, "mqtt.pass")) {
+		t.Errorf("from another working directory: %v; want only mqtt.password_file, found beside the config", errs)
+	}
+	t.Chdir(dir)
+	errs = CheckSecrets(cfgPath, cfg)
+	if len(errs) != 2 || !strings.Contains(errs[0].Error(), "mqtt.tls.key: tls.key holds a secret") {
+		t.Errorf("from the config's directory: %v; want mqtt.tls.key (relative to here) and mqtt.password_file", errs)
 	}
 }
