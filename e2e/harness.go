@@ -538,8 +538,9 @@ func (h *Harness) Quiesce(timeout time.Duration) time.Duration {
 			stable = 0
 		}
 		last = n
-		// Nothing new for 20 s: whatever is missing is not coming.
-		if stable >= 40 {
+		// Nothing new for 8 s while the gateway holds nothing: whatever
+		// is missing is not coming.
+		if stable >= 16 {
 			break
 		}
 	}

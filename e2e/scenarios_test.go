@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -164,7 +165,7 @@ func TestBrokerOutage(t *testing.T) {
 func TestBrokerRestart(t *testing.T) {
 	skipShort(t)
 	cfg := loadConfig(t)
-	down := envDuration(t, "WEFT_E2E_OUTAGE", scenarioLength(20*time.Second, 5*time.Minute))
+	down := envDuration(t, "WEFT_E2E_OUTAGE", scenarioLength(10*time.Second, 5*time.Minute))
 	h := Start(t, cfg)
 	var stopped time.Time
 	r, tally := outage(t, h, cfg, fmt.Sprintf("2b. broker process stopped %s under load", down.Round(time.Second)), "e2e-broker-restart.png",
@@ -276,4 +277,318 @@ func drainOf(samples []Sample, floor float64) (peak float64, drained time.Durati
 		}
 	}
 	return peak, 0, false
+}
+
+// TestAgentKill is scenario 3: SIGKILL of the agent at random moments
+// under load (short form 3 times, soak 10). Nothing the agent had
+// appended to its spool may be lost: every lost reading must have been
+// served in the last moments before a kill (read, not yet in a flushed
+// batch), and the gateway must have every sequence number the spool gave
+// out.
+func TestAgentKill(t *testing.T) {
+	skipShort(t)
+	cfg := loadConfig(t)
+	kills := envInt(t, "WEFT_E2E_KILLS", map[bool]int{false: 3, true: 10}[soak()])
+	h := Start(t, cfg)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	var killedAt []time.Time
+	var restart time.Duration
+	for i := 0; i < kills; i++ {
+		time.Sleep(2*time.Second + time.Duration(rng.Int64N(int64(4*time.Second))))
+		h.Agent.Kill()
+		killedAt = append(killedAt, time.Now())
+		time.Sleep(time.Duration(rng.Int64N(int64(time.Second))))
+		t0 := time.Now()
+		h.StartAgent()
+		restart = max(restart, time.Since(t0))
+	}
+	up := time.Now()
+	var recovered time.Duration
+	h.WaitFor("the agent live again", 2*time.Minute, func() bool {
+		var ok bool
+		recovered, ok = h.Monitor.Recovered(up, liveLag(cfg), cfg.Rate()*2)
+		return ok
+	})
+	time.Sleep(3 * time.Second)
+	h.Quiesce(60 * time.Second)
+	tally := h.Count()
+	// What a kill may take: samples read after the last batch was
+	// flushed to the spool: one flush interval, one poll, and a second
+	// for the fsync'd append on a busy box.
+	window := cfg.Flush + cfg.Interval + time.Second
+	unexplained, inWindow := 0, 0
+	for _, at := range tally.LostServedTimes() {
+		ok := false
+		for _, k := range killedAt {
+			if !at.After(k) && k.Sub(at) <= window {
+				ok = true
+			}
+		}
+		if ok {
+			inWindow++
+		} else {
+			unexplained++
+		}
+	}
+	r := Report{Scenario: fmt.Sprintf("3. SIGKILL of the agent %d times under load", kills), Tally: tally, Recover: recovered.Round(100 * time.Millisecond).String()}
+	r.Notes = append(r.Notes,
+		fmt.Sprintf("%d counter readings lost, all read within %s before a kill (not yet in the spool): %d; outside: %d", tally.lostPolls(), window, inWindow, unexplained),
+		fmt.Sprintf("a restart took up to %s until the agent served HTTP; recover is from the last restart", restart.Round(10*time.Millisecond)))
+	view, err := h.GatewayAgent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("gateway sequence view: last %d, missing %d, duplicates %d (redelivered batches, stored once), late %d",
+		view.Seq.Last, view.Seq.Missing, view.Seq.Duplicates, view.Seq.Late))
+	r.Print(t)
+	if unexplained > 0 || r.Duplicated != 0 || r.OutOfOrder != 0 || r.Unexpected != 0 {
+		t.Errorf("%s: %d readings lost that the agent had had time to spool, duplicated %d, out of order %d, never served %d; want all 0", r.Scenario, unexplained, r.Duplicated, r.OutOfOrder, r.Unexpected)
+	}
+	if view.Seq.Missing != 0 {
+		t.Errorf("the gateway misses %d batch sequence numbers: batches the spool gave out never arrived", view.Seq.Missing)
+	}
+}
+
+// lostRuns counts the runs of consecutive lost readings in served order.
+func (d DeviceTally) lostRuns() int {
+	lost := map[uint64]bool{}
+	for _, c := range d.lost {
+		lost[c] = true
+	}
+	runs, in := 0, false
+	for _, p := range d.servedAt {
+		if lost[p.Counter] && !in {
+			runs++
+		}
+		in = lost[p.Counter]
+	}
+	return runs
+}
+
+func (t Tally) lostPolls() int {
+	n := 0
+	for _, d := range t.Devices {
+		n += d.LostPolls
+	}
+	return n
+}
+
+// TestGatewayKillAndInfluxDown is scenario 4: SIGKILL of the gateway
+// under load, then InfluxDB down (short 20 s, soak 2 min): nothing lost,
+// nothing stored twice.
+func TestGatewayKillAndInfluxDown(t *testing.T) {
+	skipShort(t)
+	cfg := loadConfig(t)
+	down := envDuration(t, "WEFT_E2E_INFLUX_OUTAGE", scenarioLength(20*time.Second, 2*time.Minute))
+	h := Start(t, cfg)
+	from := time.Now()
+	for i := 0; i < 2; i++ {
+		time.Sleep(3 * time.Second)
+		h.Gateway.Kill()
+		time.Sleep(time.Second)
+		h.StartGateway()
+	}
+	time.Sleep(3 * time.Second)
+	t0 := time.Now()
+	h.Influx.Stop()
+	time.Sleep(down)
+	h.Influx.Start()
+	up := time.Now()
+	var recovered time.Duration
+	h.WaitFor("InfluxDB caught up", 5*time.Minute+4*down, func() bool {
+		var ok bool
+		recovered, ok = h.Monitor.Recovered(up, liveLag(cfg), cfg.Rate()*2)
+		return ok
+	})
+	time.Sleep(3 * time.Second)
+	to := time.Now()
+	h.Quiesce(60 * time.Second)
+	r := Report{Scenario: fmt.Sprintf("4. SIGKILL of the gateway twice, then InfluxDB down %s", down.Round(time.Second)), Tally: h.Count(), Recover: recovered.Round(100 * time.Millisecond).String()}
+	view, err := h.GatewayAgent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pendingPeak float64
+	for _, s := range h.Monitor.Samples(t0, up) {
+		pendingPeak = max(pendingPeak, s.GatewayPending)
+	}
+	r.Notes = append(r.Notes,
+		fmt.Sprintf("gateway: %.0f messages pending at most while InfluxDB was down; sequence duplicates %d (redelivered after the kills, stored once), missing %d", pendingPeak, view.Seq.Duplicates, view.Seq.Missing),
+		fmt.Sprintf("live again %s after InfluxDB came back", recovered.Round(100*time.Millisecond)))
+	r.Print(t)
+	path := filepath.Join(chartDir(t), "e2e-influx-outage.png")
+	if err := WriteChart(path, fmt.Sprintf("GATEWAY KILLED TWICE, INFLUXDB DOWN %s, %.0f SAMPLES/S", down.Round(time.Second), cfg.Rate()), h.Monitor.Samples(from, to), t0, up); err != nil {
+		t.Errorf("chart: %v", err)
+	}
+	expectClean(t, r)
+}
+
+// TestBlackhole is scenario 5: the link between agent and broker silently
+// stops carrying anything (no RST). The agent must notice within its
+// keepalive, collect into the spool meanwhile, and recover.
+func TestBlackhole(t *testing.T) {
+	skipShort(t)
+	cfg := loadConfig(t)
+	cfg.KeepAlive = 2 * time.Second
+	hole := envDuration(t, "WEFT_E2E_BLACKHOLE", scenarioLength(15*time.Second, time.Minute))
+	h := Start(t, cfg)
+	time.Sleep(3 * time.Second)
+	t0 := time.Now()
+	h.BrokerLink.Blackhole()
+	var detected time.Duration
+	h.WaitFor("the agent to notice the blackhole", hole, func() bool {
+		for _, s := range h.Monitor.Samples(t0, time.Now()) {
+			if s.AgentConnected == 0 {
+				detected = s.At.Sub(t0)
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(max(0, hole-time.Since(t0)))
+	h.BrokerLink.Pass()
+	up := time.Now()
+	var recovered time.Duration
+	h.WaitFor("the agent live again", 2*time.Minute, func() bool {
+		var ok bool
+		recovered, ok = h.Monitor.Recovered(up, liveLag(cfg), cfg.Rate()*2)
+		return ok
+	})
+	time.Sleep(3 * time.Second)
+	h.Quiesce(60 * time.Second)
+	r := Report{Scenario: fmt.Sprintf("5. blackhole agent↔broker %s (keepalive %s)", hole.Round(time.Second), cfg.KeepAlive), Tally: h.Count(), Recover: recovered.Round(100 * time.Millisecond).String()}
+	r.Notes = append(r.Notes, fmt.Sprintf("the agent reported the link down %s after the blackhole began (resolution %s); MQTT allows 1.5 × keepalive = %s",
+		detected.Round(10*time.Millisecond), monitorPeriod, cfg.KeepAlive*3/2))
+	r.Print(t)
+	expectClean(t, r)
+	// Paho pings after keepalive of silence and gives up when the
+	// answer has not come within its ping timeout (keepalive here): 2 ×
+	// keepalive, plus the monitor's resolution.
+	if limit := 2*cfg.KeepAlive + time.Second; detected > limit {
+		t.Errorf("the agent noticed the blackhole after %s, want within %s", detected, limit)
+	}
+}
+
+// TestSpoolOverflow is scenario 6: a small spool.max_bytes with
+// drop_oldest while the broker is unreachable. Exactly what the agent
+// says it dropped is missing, and it is the oldest data.
+func TestSpoolOverflow(t *testing.T) {
+	skipShort(t)
+	cfg := loadConfig(t)
+	// 1MiB is the least the config allows: about 10 s of the short
+	// form's load, so a 30 s outage overflows it.
+	cfg.SpoolMaxBytes, cfg.Overflow = "1MiB", "drop_oldest"
+	down := scenarioLength(30*time.Second, 2*time.Minute)
+	h := Start(t, cfg)
+	time.Sleep(3 * time.Second)
+	t0 := time.Now()
+	h.BrokerLink.Cut()
+	time.Sleep(down)
+	h.BrokerLink.Pass()
+	up := time.Now()
+	h.WaitFor("the agent live again", 2*time.Minute, func() bool {
+		_, ok := h.Monitor.Recovered(up, liveLag(cfg), cfg.Rate()*2)
+		return ok
+	})
+	time.Sleep(3 * time.Second)
+	h.Quiesce(60 * time.Second)
+	m, err := h.AgentMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := int64(sum(m, "weft_agent_spool_dropped_samples_total"))
+	oldest := int64(sum(m, "weft_agent_spool_dropped_samples_total", `reason="oldest"`))
+	tally := h.Count()
+	r := Report{Scenario: fmt.Sprintf("6. spool overflow: max_bytes 1MiB, drop_oldest, broker unreachable %s", down.Round(time.Second)), Tally: tally, Recover: "-"}
+	lost := tally.LostServedTimes()
+	var first, last time.Time
+	if len(lost) > 0 {
+		first, last = lost[0], lost[len(lost)-1]
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("agent dropped %d samples (%d as oldest); missing in InfluxDB: %d, served between +%s and +%s of the %s outage",
+		dropped, oldest, tally.Lost, first.Sub(t0).Round(100*time.Millisecond), last.Sub(t0).Round(100*time.Millisecond), down.Round(time.Second)))
+	r.Print(t)
+	if dropped == 0 {
+		t.Fatalf("the agent dropped nothing: %s was not small enough to overflow", cfg.SpoolMaxBytes)
+	}
+	if tally.Lost != dropped || oldest != dropped {
+		t.Errorf("missing %d samples, the agent dropped %d (%d oldest): want missing = dropped = dropped as oldest", tally.Lost, dropped, oldest)
+	}
+	if r.Duplicated != 0 || r.OutOfOrder != 0 || r.Unexpected != 0 {
+		t.Errorf("duplicated %d, out of order %d, never served %d; want 0", r.Duplicated, r.OutOfOrder, r.Unexpected)
+	}
+	// drop_oldest deletes whole batches from the head of the spool, so
+	// in each device's served order what is missing is one run: nothing
+	// stored between two missing readings.
+	for _, d := range tally.Devices {
+		if runs := d.lostRuns(); runs > 1 {
+			t.Errorf("%s: the missing readings form %d runs, want 1 (the oldest of the backlog)", d.Device, runs)
+		}
+	}
+}
+
+// TestFaultyDevices is scenario 7: devices that answer garbage, too
+// slowly, or not at all, next to healthy ones: the healthy ones keep
+// their rate and lose nothing.
+func TestFaultyDevices(t *testing.T) {
+	skipShort(t)
+	cfg := loadConfig(t)
+	cfg.Faulty = []Faulty{
+		{Name: "bad-garbage", Flags: []string{"--garbage-rate", "1"}},
+		{Name: "bad-slow", Flags: []string{"--latency", "3s"}},
+		{Name: "bad-silent", Flags: []string{"--drop-rate", "1"}},
+		{Name: "bad-flaky", Flags: []string{"--disconnect-rate", "0.3"}},
+	}
+	length := scenarioLength(30*time.Second, 5*time.Minute)
+	h := Start(t, cfg)
+	before := h.Served.Count()
+	t0 := time.Now()
+	time.Sleep(length)
+	after := h.Served.Count()
+	elapsed := time.Since(t0)
+	m, err := h.AgentMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Quiesce(60 * time.Second)
+	r := Report{Scenario: fmt.Sprintf("7. %d healthy devices next to 4 faulty ones (garbage, 3 s late, silent, 30%% disconnects), %s", cfg.Devices, length.Round(time.Second)), Tally: h.Count(), Recover: "-"}
+	want := elapsed.Seconds() / cfg.Interval.Seconds()
+	slowest, slowestDev := math.Inf(1), ""
+	for u := 1; u <= cfg.Devices; u++ {
+		got := float64(after[byte(u)] - before[byte(u)])
+		if got < slowest {
+			slowest, slowestDev = got, deviceName(byte(u))
+		}
+	}
+	overruns := sum(m, "weft_agent_device_overruns_total")
+	for _, f := range cfg.Faulty {
+		overruns -= sum(m, "weft_agent_device_overruns_total", `device="`+f.Name+`"`)
+		r.Notes = append(r.Notes, fmt.Sprintf("%s: state %s, %0.f polls, %0.f errors", f.Name, deviceState(m, f.Name),
+			sum(m, "weft_agent_device_reads_total", `device="`+f.Name+`"`), sum(m, "weft_agent_device_errors_total", `device="`+f.Name+`"`)))
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("slowest healthy device %s: %.0f polls in %s, %.1f%% of the %.0f its interval allows; healthy devices' overruns: %.0f",
+		slowestDev, slowest, elapsed.Round(time.Second), 100*slowest/want, want, overruns))
+	r.Print(t)
+	expectClean(t, r)
+	if slowest < 0.95*want-1 {
+		t.Errorf("healthy device %s polled %.0f times in %s, want at least 95%% of %.0f", slowestDev, slowest, elapsed, want)
+	}
+	if overruns > 0 {
+		t.Errorf("healthy devices overran their interval %.0f times", overruns)
+	}
+	for _, f := range cfg.Faulty[:3] {
+		if st := deviceState(m, f.Name); st == "ok" {
+			t.Errorf("%s reported ok", f.Name)
+		}
+	}
+}
+
+// deviceState is the state weft_agent_device_state has at 1.
+func deviceState(m map[string]float64, dev string) string {
+	for _, st := range []string{"ok", "degraded", "down"} {
+		if sum(m, "weft_agent_device_state", `device="`+dev+`"`, `state="`+st+`"`) == 1 {
+			return st
+		}
+	}
+	return "?"
 }
