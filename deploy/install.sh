@@ -162,12 +162,15 @@ install_all() {
 	changed=0
 	put "$here/$bin" "$root$bindir/$bin" 0755
 	put "$here/systemd/$unit" "$root$unitdir/$unit" 0644
-	mkdir_own "$root$confdir" 0750 root "$group"
+	# /etc/weft belongs to weft: the platform can push a new config, which
+	# the agent writes there atomically (a temporary file, then a rename),
+	# keeping the previous one as agent.yaml.prev.
+	mkdir_own "$root$confdir" 0750 "$user" "$group"
 	mkdir_own "$root$datadir" 0750 "$user" "$group"
 	if [ -e "$root$confdir/$config" ]; then
 		say "kept $root$confdir/$config (never overwritten)"
 	else
-		install -m 0640 -o 0 -g "$(id_of group "$group")" "$here/examples/$config" "$root$confdir/$config"
+		install -m 0640 -o "$(id_of passwd "$user")" -g "$(id_of group "$group")" "$here/examples/$config" "$root$confdir/$config"
 		say "installed the sample $root$confdir/$config: edit it, then: $bin config check $confdir/$config"
 		changed=1
 	fi

@@ -165,8 +165,9 @@ func TestInstallAgent(t *testing.T) {
 	wgid, _ := groupMembers(t, root, "weft")
 	checkMode(t, filepath.Join(root, "usr/local/bin/weft-agent"), 0o755, "0", "0")
 	checkMode(t, filepath.Join(root, "etc/systemd/system/weft-agent.service"), 0o644, "0", "0")
-	checkMode(t, filepath.Join(root, "etc/weft"), 0o750, "0", wgid)
-	checkMode(t, filepath.Join(root, "etc/weft/agent.yaml"), 0o640, "0", wgid)
+	// weft owns its config dir: the agent writes configs pushed by the platform.
+	checkMode(t, filepath.Join(root, "etc/weft"), 0o750, u[2], wgid)
+	checkMode(t, filepath.Join(root, "etc/weft/agent.yaml"), 0o640, u[2], wgid)
 	checkMode(t, filepath.Join(root, "var/lib/weft"), 0o750, u[2], wgid)
 	link, err := os.Readlink(filepath.Join(root, "etc/systemd/system/multi-user.target.wants/weft-agent.service"))
 	if err != nil || link != "/etc/systemd/system/weft-agent.service" {
@@ -267,7 +268,7 @@ func TestInstallGateway(t *testing.T) {
 	wgid, _ := groupMembers(t, root, "weft")
 	checkMode(t, filepath.Join(root, "usr/local/bin/weft-gateway"), 0o755, "0", "0")
 	checkMode(t, filepath.Join(root, "var/lib/weft-gateway"), 0o750, u[2], wgid)
-	checkMode(t, filepath.Join(root, "etc/weft/gateway.yaml"), 0o640, "0", wgid)
+	checkMode(t, filepath.Join(root, "etc/weft/gateway.yaml"), 0o640, u[2], wgid)
 	if _, dialout := groupMembers(t, root, "dialout"); contains(dialout, "weft") {
 		t.Errorf("the gateway put weft into dialout; only the agent needs serial ports")
 	}

@@ -92,12 +92,12 @@ func TestUnitHardening(t *testing.T) {
 	for _, u := range units {
 		t.Run(u.file, func(t *testing.T) {
 			keys := unitKeys(t, filepath.Join(repoRoot(t), "deploy/systemd", u.file))
-			want := map[string]string{
+			wantKeys := map[string]string{
 				"User": "weft", "Group": "weft", "Restart": "always", "NoNewPrivileges": "yes",
 				"ProtectSystem": "strict", "PrivateTmp": "yes", "ProtectHome": "yes",
 				"CapabilityBoundingSet": "", "AmbientCapabilities": "", "UMask": "0027",
 			}
-			for k, v := range want {
+			for k, v := range wantKeys {
 				got, ok := keys[k]
 				if !ok {
 					t.Errorf("%s: no %s= (want %s=%s)", u.file, k, k, v)
@@ -105,8 +105,11 @@ func TestUnitHardening(t *testing.T) {
 					t.Errorf("%s: %s=%s; want %s", u.file, k, got[len(got)-1], v)
 				}
 			}
-			if rw := keys["ReadWritePaths"]; len(rw) != 1 || !strings.HasPrefix(rw[0], "/var/lib/weft") {
-				t.Errorf("%s: ReadWritePaths=%v; want only its data dir under /var/lib", u.file, rw)
+			// The gateway writes only its data dir; the agent also its
+			// config dir, where a config pushed by the platform goes.
+			want := map[string]string{"weft-agent.service": "/var/lib/weft /etc/weft", "weft-gateway.service": "/var/lib/weft-gateway"}[u.file]
+			if rw := keys["ReadWritePaths"]; len(rw) != 1 || rw[0] != want {
+				t.Errorf("%s: ReadWritePaths=%v; want %s", u.file, rw, want)
 			}
 		})
 	}
