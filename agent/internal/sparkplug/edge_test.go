@@ -149,7 +149,7 @@ func (d *devices) setDown(id string, down bool) {
 	}
 }
 
-func openSpool(t *testing.T, dir string) *spool.Spool {
+func openSpool(t testing.TB, dir string) *spool.Spool {
 	sp, err := spool.Open(filepath.Join(dir, "spool.db"), spool.Options{MaxBytes: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func openSpool(t *testing.T, dir string) *spool.Spool {
 	return sp
 }
 
-func appendBatch(t *testing.T, sp *spool.Spool, samples ...wire.Sample) {
+func appendBatch(t testing.TB, sp *spool.Spool, samples ...wire.Sample) {
 	t.Helper()
 	_, err := sp.Append(context.Background(), len(samples), func(seq uint64) ([]byte, error) {
 		return wire.AppendBatch(nil, &wire.Batch{Agent: node, Site: group, Seq: seq, Samples: samples}), nil
@@ -173,7 +173,7 @@ type running struct {
 	stop func()
 }
 
-func startNode(t *testing.T, broker string, sp *spool.Spool, dir, host string, devs *devices) *running {
+func startNode(t testing.TB, broker string, sp *spool.Spool, dir, host string, devs *devices) *running {
 	t.Helper()
 	e := New(sp, Options{Broker: broker, ClientID: node, Group: group, EdgeNode: node, PrimaryHost: host, DataDir: dir,
 		Devices: devs.get, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, FlushTimeout: time.Second,
