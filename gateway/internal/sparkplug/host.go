@@ -80,6 +80,7 @@ type Host struct {
 	mu          sync.Mutex
 	tr          *tracker
 	lastRebirth map[string]time.Time
+	lastSeen    map[string]time.Time // of each node in the registry
 	client      mqtt.Client
 	connected   bool
 	stateTS     int64 // timestamp of the current connection's STATE
@@ -116,7 +117,7 @@ func New(o Options) *Host {
 		o.Metrics = prometheus.NewRegistry()
 	}
 	return &Host{o: o, log: o.Log.With("component", "sparkplug", "host_id", o.HostID), m: newMetrics(o.Metrics),
-		queue: make(chan *wire.Batch, o.QueueLen), stop: make(chan struct{}), tr: newTracker(), lastRebirth: map[string]time.Time{}, lastLog: map[string]time.Time{}}
+		queue: make(chan *wire.Batch, o.QueueLen), stop: make(chan struct{}), tr: newTracker(), lastRebirth: map[string]time.Time{}, lastSeen: map[string]time.Time{}, lastLog: map[string]time.Time{}}
 }
 
 // Connected reports whether the host is connected and its STATE online.
@@ -329,9 +330,22 @@ func (h *Host) onMessage(topic string, payload []byte) {
 	if out.rebirth != "" {
 		h.requestRebirth(t.Group, t.EdgeNode, out.rebirth, now)
 	}
-	if out.status != "" && h.o.Registry != nil {
-		h.o.Registry.Status(&wire.Status{V: wire.Version, Agent: t.EdgeNode, Site: t.Group, State: out.status,
-			Devices: h.devices(t.Group, t.EdgeNode), TS: now.UnixMilli()})
+	if h.o.Registry != nil {
+		// The fleet view: births and deaths change the state; a device
+		// birth changes the device list; other messages keep the node from
+		// looking silent (third-party nodes send no Weft health), at most
+		// every SeenInterval.
+		st := out.status
+		if st == "" && out.ignored == "" && (t.Type == spb.DBIRTH || h.seenDue(nodeKey(t.Group, t.EdgeNode), now)) {
+			st = wire.Online
+		}
+		if st != "" {
+			h.mu.Lock()
+			h.lastSeen[nodeKey(t.Group, t.EdgeNode)] = now
+			h.mu.Unlock()
+			h.o.Registry.Status(&wire.Status{V: wire.Version, Agent: t.EdgeNode, Site: t.Group, State: st,
+				Devices: h.devices(t.Group, t.EdgeNode), TS: now.UnixMilli()})
+		}
 	}
 	if out.batch != nil {
 		h.m.samples.Add(float64(len(out.batch.Samples)))
@@ -340,6 +354,16 @@ func (h *Host) onMessage(topic string, payload []byte) {
 		case <-h.stop:
 		}
 	}
+}
+
+// SeenInterval is how often ordinary messages refresh a node's last-seen
+// time in the registry.
+const SeenInterval = 10 * time.Second
+
+func (h *Host) seenDue(k string, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return now.Sub(h.lastSeen[k]) >= SeenInterval
 }
 
 func (h *Host) devices(group, edge string) []string {

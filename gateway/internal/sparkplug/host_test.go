@@ -337,7 +337,7 @@ func TestThirdPartyNode(t *testing.T) {
 
 	// Registry: the node is an agent, online, with its device.
 	a, _, ok := h.reg.Get("Plant A", "vendor-plc")
-	if !ok || a.State != wire.Online {
+	if !ok || a.State != wire.Online || a.LastSeen == 0 || len(a.DeviceNames) != 1 || a.DeviceNames[0] != "press 1" {
 		t.Fatalf("registry: %+v %v", a, ok)
 	}
 	// The node dies without a word: the broker publishes its will (NDEATH).
