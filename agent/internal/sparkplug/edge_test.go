@@ -234,9 +234,6 @@ func checkSeq(t *testing.T, ms []msg) {
 // device death and rebirth, NCMD rebirth, seq numbering, NDEATH and bdSeq
 // across connections, against a real Mosquitto.
 func TestEdgeNodeSession(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real Mosquitto")
-	}
 	mq := testservers.Mosquitto(t)
 	rec := record(t, mq.URL)
 	dir := t.TempDir()
@@ -370,9 +367,6 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // (new bdSeq) and replays the backlog as historical. A STATE older than the
 // last one seen is ignored.
 func TestEdgeNodeStoreAndForward(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real Mosquitto")
-	}
 	mq := testservers.Mosquitto(t)
 	rec := record(t, mq.URL)
 	dir := t.TempDir()

@@ -62,9 +62,6 @@ func (c *cutter) cut() {
 // node's will, an NDEATH with the bdSeq of the NBIRTH of that connection;
 // the node reconnects with the next bdSeq and is born again.
 func TestEdgeNodeWill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real Mosquitto")
-	}
 	mq := testservers.Mosquitto(t)
 	rec := record(t, mq.URL)
 	dir := t.TempDir()

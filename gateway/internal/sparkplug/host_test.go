@@ -278,9 +278,6 @@ func points(t *testing.T, db *testservers.InfluxDB, agent string) map[string]str
 // host ask for a rebirth; its NDEATH marks it offline in the registry; the
 // host's STATE is online while it runs and offline (same timestamp) after.
 func TestThirdPartyNode(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real Mosquitto and influxd")
-	}
 	mq := testservers.Mosquitto(t)
 	db := testservers.Influx(t)
 	h := startHost(t, mq.URL, db, nil)
@@ -382,9 +379,6 @@ func bdSeqOf(h *host) (uint64, bool) {
 // online (an old will, another process) is answered with STATE online, with
 // the current connection's timestamp.
 func TestHostAnswersStaleOffline(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real Mosquitto and influxd")
-	}
 	mq := testservers.Mosquitto(t)
 	db := testservers.Influx(t)
 	h := startHost(t, mq.URL, db, nil)
