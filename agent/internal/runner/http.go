@@ -1,16 +1,14 @@
 package runner
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"html/template"
+	"io"
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/weftiot/weft/internal/version"
 	"github.com/weftiot/weft/wire"
@@ -19,10 +17,13 @@ import (
 // serveHTTP starts the local endpoint of metrics.listen: /metrics,
 // /healthz, /readyz and a read-only status page at /.
 func (a *Agent) serveHTTP(listen string) (*http.Server, error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &metrics{a: a})
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		if err := a.writeMetrics(w); err != nil {
+			a.log.Debug("metrics", "err", err)
+		}
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(a.Health())
@@ -78,101 +79,71 @@ dropped {{.Spool.DroppedOldest}} oldest / {{.Spool.DroppedNewest}} newest; last 
 {{range .Devices}}<tr><td>{{.ID}}<td>{{.Protocol}}<td class="{{.State}}">{{.State}}<td>{{.Reads}}<td>{{.Errors}}<td>{{.Requests}}<td>{{printf "%.1f" .LatencyMs}}<td>{{.Samples}}<td>{{.LastError}}
 {{end}}</table>`))
 
-// metrics exposes the agent's figures to Prometheus, read at scrape time
-// from the same sources as the health message. docs/metrics.md lists them.
-type metrics struct{ a *Agent }
-
-var (
-	mInfo          = prometheus.NewDesc("weft_agent_info", "Constant 1, labelled with the agent's identity, version and config hash.", []string{"agent", "site", "version", "config_hash"}, nil)
-	mUptime        = prometheus.NewDesc("weft_agent_uptime_seconds", "Seconds since the agent started.", nil, nil)
-	mSpoolBatches  = prometheus.NewDesc("weft_agent_spool_batches", "Batches in the spool not yet acknowledged by the broker.", nil, nil)
-	mSpoolSamples  = prometheus.NewDesc("weft_agent_spool_samples", "Samples in those batches.", nil, nil)
-	mSpoolBytes    = prometheus.NewDesc("weft_agent_spool_bytes", "Encoded bytes of those batches (what spool.max_bytes bounds).", nil, nil)
-	mSpoolFile     = prometheus.NewDesc("weft_agent_spool_file_bytes", "Size of spool.db on disk.", nil, nil)
-	mSpoolOldest   = prometheus.NewDesc("weft_agent_spool_oldest_age_seconds", "Age of the oldest unsent batch (0 when the spool is empty).", nil, nil)
-	mSpoolDropped  = prometheus.NewDesc("weft_agent_spool_dropped_samples_total", "Samples the spool dropped, by reason: oldest (drop_oldest, max_age), newest (drop_newest, refused), corrupt.", []string{"reason"}, nil)
-	mSpoolWriteErr = prometheus.NewDesc("weft_agent_spool_write_errors_total", "Failed spool commits (disk errors, disk full).", nil, nil)
-	mSpoolLastSeq  = prometheus.NewDesc("weft_agent_spool_last_seq", "Highest batch sequence number handed out.", nil, nil)
-	mConnected     = prometheus.NewDesc("weft_agent_mqtt_connected", "1 while the broker connection is up.", nil, nil)
-	mReconnects    = prometheus.NewDesc("weft_agent_mqtt_reconnects_total", "Broker connections made after the first.", nil, nil)
-	mPubBatches    = prometheus.NewDesc("weft_agent_mqtt_published_batches_total", "Batches acknowledged by the broker (PUBACK).", nil, nil)
-	mPubSamples    = prometheus.NewDesc("weft_agent_mqtt_published_samples_total", "Samples in those batches.", nil, nil)
-	mPipeSamples   = prometheus.NewDesc("weft_agent_pipeline_samples_total", "Samples that passed report by exception into a batch.", nil, nil)
-	mPipeSupp      = prometheus.NewDesc("weft_agent_pipeline_suppressed_samples_total", "Samples held back by report by exception (within the deadband, before the heartbeat).", nil, nil)
-	mPipeBatches   = prometheus.NewDesc("weft_agent_pipeline_batches_total", "Batches appended to the spool.", nil, nil)
-	mPipeLost      = prometheus.NewDesc("weft_agent_pipeline_lost_samples_total", "Samples whose batch the spool refused or failed to store.", nil, nil)
-	mCommands      = prometheus.NewDesc("weft_agent_commands_total", "Remote commands received.", nil, nil)
-	mCmdErrors     = prometheus.NewDesc("weft_agent_command_errors_total", "Remote commands refused (malformed, unknown, invalid config).", nil, nil)
-	mRollbacks     = prometheus.NewDesc("weft_agent_config_rollbacks_total", "Remote configs rolled back because the broker was unreachable with them.", nil, nil)
-	devLabels      = []string{"device", "protocol"}
-	mDevState      = prometheus.NewDesc("weft_agent_device_state", "1 for the device's current state (ok, degraded, down), 0 for the others.", []string{"device", "protocol", "state"}, nil)
-	mDevReads      = prometheus.NewDesc("weft_agent_device_reads_total", "Polls of the device.", devLabels, nil)
-	mDevErrors     = prometheus.NewDesc("weft_agent_device_errors_total", "Failed connects, polls and subscriptions of the device.", devLabels, nil)
-	mDevRequests   = prometheus.NewDesc("weft_agent_device_requests_total", "Protocol requests (Modbus PDUs, OPC UA reads) the driver issued.", devLabels, nil)
-	mDevOverruns   = prometheus.NewDesc("weft_agent_device_overruns_total", "Polls that took longer than the interval (ticks skipped).", devLabels, nil)
-	mDevSamples    = prometheus.NewDesc("weft_agent_device_samples_total", "Samples the device's driver emitted (before report by exception).", devLabels, nil)
-	mDevLatency    = prometheus.NewDesc("weft_agent_device_poll_seconds", "Duration of the device's last poll.", devLabels, nil)
-	mDevLastOK     = prometheus.NewDesc("weft_agent_device_last_ok_timestamp_seconds", "Unix time of the device's last successful poll or subscribed sample.", devLabels, nil)
-)
-
-func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mInfo, mUptime, mSpoolBatches, mSpoolSamples, mSpoolBytes, mSpoolFile, mSpoolOldest,
-		mSpoolDropped, mSpoolWriteErr, mSpoolLastSeq, mConnected, mReconnects, mPubBatches, mPubSamples, mPipeSamples, mPipeSupp,
-		mPipeBatches, mPipeLost, mCommands, mCmdErrors, mRollbacks, mDevState, mDevReads, mDevErrors, mDevRequests, mDevOverruns,
-		mDevSamples, mDevLatency, mDevLastOK} {
-		ch <- d
-	}
-}
-
-func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	a := m.a
+// writeMetrics writes the agent's figures in the Prometheus text format,
+// read at scrape time from the same sources as the health message.
+// docs/metrics.md lists them. The agent writes the format itself: the
+// client library would add over a megabyte to a binary meant for small
+// edge boxes, for a page of gauges and counters.
+func (a *Agent) writeMetrics(w io.Writer) error {
 	h := a.Health()
 	st := a.sp.Stats()
 	p := a.pipeline()
-	g := func(d *prometheus.Desc, v float64, l ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
-	}
-	c := func(d *prometheus.Desc, v float64, l ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
-	}
-	g(mInfo, 1, h.Agent, h.Site, version.Version, h.ConfigHash)
-	g(mUptime, time.Since(a.started).Seconds())
-	g(mSpoolBatches, float64(st.Batches))
-	g(mSpoolSamples, float64(st.Samples))
-	g(mSpoolBytes, float64(st.Bytes))
-	g(mSpoolFile, float64(st.FileBytes))
-	g(mSpoolOldest, st.OldestAge.Seconds())
-	c(mSpoolDropped, float64(st.DroppedOldest-st.DroppedExpired), "oldest")
-	c(mSpoolDropped, float64(st.DroppedExpired), "expired")
-	c(mSpoolDropped, float64(st.DroppedNewest), "newest")
-	c(mSpoolDropped, float64(st.DroppedCorrupt), "corrupt")
-	c(mSpoolWriteErr, float64(st.WriteErrors))
-	g(mSpoolLastSeq, float64(st.LastSeq))
-	g(mConnected, b2f(h.Forwarder.Connected))
-	c(mReconnects, float64(h.Forwarder.Reconnects))
-	c(mPubBatches, float64(h.Forwarder.PublishedBatch))
-	c(mPubSamples, float64(h.Forwarder.PublishedSamp))
-	c(mPipeSamples, float64(p.samples))
-	c(mPipeSupp, float64(p.suppressed))
-	c(mPipeBatches, float64(p.batches))
-	c(mPipeLost, float64(p.lost))
-	c(mCommands, float64(a.commands.Load()))
-	c(mCmdErrors, float64(a.cmdErrors.Load()))
-	c(mRollbacks, float64(a.rollbacks.Load()))
+	e := promtext{w: bufio.NewWriter(w)}
+	e.one("weft_agent_info", gauge, "Constant 1, labelled with the agent's identity, version and config hash.", 1,
+		"agent", h.Agent, "config_hash", h.ConfigHash, "site", h.Site, "version", version.Version)
+	e.one("weft_agent_uptime_seconds", gauge, "Seconds since the agent started.", time.Since(a.started).Seconds())
+	e.one("weft_agent_spool_batches", gauge, "Batches in the spool not yet acknowledged by the broker.", float64(st.Batches))
+	e.one("weft_agent_spool_samples", gauge, "Samples in those batches.", float64(st.Samples))
+	e.one("weft_agent_spool_bytes", gauge, "Encoded bytes of those batches (what spool.max_bytes bounds).", float64(st.Bytes))
+	e.one("weft_agent_spool_file_bytes", gauge, "Size of spool.db on disk.", float64(st.FileBytes))
+	e.one("weft_agent_spool_oldest_age_seconds", gauge, "Age of the oldest unsent batch (0 when the spool is empty).", st.OldestAge.Seconds())
+	e.family("weft_agent_spool_dropped_samples_total", counter, "Samples the spool dropped, by reason: oldest (drop_oldest, max_age), newest (drop_newest, refused), corrupt.")
+	e.sample("weft_agent_spool_dropped_samples_total", float64(st.DroppedOldest-st.DroppedExpired), "reason", "oldest")
+	e.sample("weft_agent_spool_dropped_samples_total", float64(st.DroppedExpired), "reason", "expired")
+	e.sample("weft_agent_spool_dropped_samples_total", float64(st.DroppedNewest), "reason", "newest")
+	e.sample("weft_agent_spool_dropped_samples_total", float64(st.DroppedCorrupt), "reason", "corrupt")
+	e.one("weft_agent_spool_write_errors_total", counter, "Failed spool commits (disk errors, disk full).", float64(st.WriteErrors))
+	e.one("weft_agent_spool_last_seq", gauge, "Highest batch sequence number handed out.", float64(st.LastSeq))
+	e.one("weft_agent_mqtt_connected", gauge, "1 while the broker connection is up.", b2f(h.Forwarder.Connected))
+	e.one("weft_agent_mqtt_reconnects_total", counter, "Broker connections made after the first.", float64(h.Forwarder.Reconnects))
+	e.one("weft_agent_mqtt_published_batches_total", counter, "Batches acknowledged by the broker (PUBACK).", float64(h.Forwarder.PublishedBatch))
+	e.one("weft_agent_mqtt_published_samples_total", counter, "Samples in those batches.", float64(h.Forwarder.PublishedSamp))
+	e.one("weft_agent_pipeline_samples_total", counter, "Samples that passed report by exception into a batch.", float64(p.samples))
+	e.one("weft_agent_pipeline_suppressed_samples_total", counter, "Samples held back by report by exception (within the deadband, before the heartbeat).", float64(p.suppressed))
+	e.one("weft_agent_pipeline_batches_total", counter, "Batches appended to the spool.", float64(p.batches))
+	e.one("weft_agent_pipeline_lost_samples_total", counter, "Samples whose batch the spool refused or failed to store.", float64(p.lost))
+	e.one("weft_agent_commands_total", counter, "Remote commands received.", float64(a.commands.Load()))
+	e.one("weft_agent_command_errors_total", counter, "Remote commands refused (malformed, unknown, invalid config).", float64(a.cmdErrors.Load()))
+	e.one("weft_agent_config_rollbacks_total", counter, "Remote configs rolled back because the broker was unreachable with them.", float64(a.rollbacks.Load()))
+
+	e.family("weft_agent_device_state", gauge, "1 for the device's current state (ok, degraded, down), 0 for the others.")
 	for _, d := range h.Devices {
 		for _, s := range []string{wire.DeviceOK, wire.DeviceDegraded, wire.DeviceDown} {
-			g(mDevState, b2f(d.State == s), d.ID, d.Protocol, s)
-		}
-		c(mDevReads, float64(d.Reads), d.ID, d.Protocol)
-		c(mDevErrors, float64(d.Errors), d.ID, d.Protocol)
-		c(mDevRequests, float64(d.Requests), d.ID, d.Protocol)
-		c(mDevOverruns, float64(d.Overruns), d.ID, d.Protocol)
-		c(mDevSamples, float64(d.Samples), d.ID, d.Protocol)
-		g(mDevLatency, d.LatencyMs/1000, d.ID, d.Protocol)
-		if d.LastOK > 0 {
-			g(mDevLastOK, float64(d.LastOK)/1000, d.ID, d.Protocol)
+			e.sample("weft_agent_device_state", b2f(d.State == s), "device", d.ID, "protocol", d.Protocol, "state", s)
 		}
 	}
+	perDevice := []struct {
+		name, typ, help string
+		value           func(wire.DeviceHealth) (float64, bool)
+	}{
+		{"weft_agent_device_reads_total", counter, "Polls of the device.", func(d wire.DeviceHealth) (float64, bool) { return float64(d.Reads), true }},
+		{"weft_agent_device_errors_total", counter, "Failed connects, polls and subscriptions of the device.", func(d wire.DeviceHealth) (float64, bool) { return float64(d.Errors), true }},
+		{"weft_agent_device_requests_total", counter, "Protocol requests (Modbus PDUs, OPC UA reads) the driver issued.", func(d wire.DeviceHealth) (float64, bool) { return float64(d.Requests), true }},
+		{"weft_agent_device_overruns_total", counter, "Polls that took longer than the interval (ticks skipped).", func(d wire.DeviceHealth) (float64, bool) { return float64(d.Overruns), true }},
+		{"weft_agent_device_samples_total", counter, "Samples the device's driver emitted (before report by exception).", func(d wire.DeviceHealth) (float64, bool) { return float64(d.Samples), true }},
+		{"weft_agent_device_poll_seconds", gauge, "Duration of the device's last poll.", func(d wire.DeviceHealth) (float64, bool) { return d.LatencyMs / 1000, true }},
+		{"weft_agent_device_last_ok_timestamp_seconds", gauge, "Unix time of the device's last successful poll or subscribed sample.", func(d wire.DeviceHealth) (float64, bool) { return float64(d.LastOK) / 1000, d.LastOK > 0 }},
+	}
+	for _, m := range perDevice {
+		e.family(m.name, m.typ, m.help)
+		for _, d := range h.Devices {
+			if v, ok := m.value(d); ok {
+				e.sample(m.name, v, "device", d.ID, "protocol", d.Protocol)
+			}
+		}
+	}
+	e.process()
+	return e.w.Flush()
 }
 
 func b2f(b bool) float64 {

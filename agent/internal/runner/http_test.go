@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/weftiot/weft/internal/testservers"
 	"github.com/weftiot/weft/wire"
 )
@@ -60,6 +63,16 @@ func TestLocalHTTPEndpoint(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	// The agent writes the exposition format by hand; Prometheus' own
+	// parser must read every line of it.
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics is not valid Prometheus text format: %v\n%s", err, body)
+	}
+	if f := fams["weft_agent_device_state"]; f == nil || len(f.GetMetric()) != 6 {
+		t.Errorf("weft_agent_device_state: want 3 states x 2 devices, got %v", f)
 	}
 	// Every weft_ metric is documented in docs/metrics.md.
 	doc, err := os.ReadFile("../../../docs/metrics.md")
