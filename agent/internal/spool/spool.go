@@ -230,7 +230,8 @@ const (
 // directory. Another process holding the spool makes Open fail at once with
 // ErrLocked. A file that bbolt cannot open or that fails its consistency
 // check is renamed to path.corrupt-<UTC time>, logged at Error, and a fresh
-// spool takes its place; its sequence numbers continue above the old ones.
+// spool takes its place with the old file's intact entries copied in; its
+// sequence numbers continue above the old ones.
 func Open(path string, opts Options) (*Spool, error) {
 	opts.setDefaults()
 	if opts.MaxBytes < 0 || opts.MaxAge < 0 {
