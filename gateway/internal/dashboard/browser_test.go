@@ -121,6 +121,13 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.waitJS("the site filter", `document.querySelectorAll("#fleet tbody tr").length === 1 && !!document.querySelector('#fleet tr[data-agent="weaving-gw"]')`)
 	b.setValue("#filter-site", "")
 	b.waitJS("the filter cleared", `document.querySelectorAll("#fleet tbody tr").length === 2`)
+	// Sort by agent name, then the other way.
+	order := `[...document.querySelectorAll("#fleet tbody tr")].map(r => r.dataset.agent).join()`
+	b.run(chromedp.Click(css(`#fleet th[data-sort="id"]`)))
+	b.waitJS("sorted by agent A to Z", order+` === "dyehouse-gw,weaving-gw"`)
+	b.run(chromedp.Click(css(`#fleet th[data-sort="id"]`)))
+	b.waitJS("sorted by agent Z to A", order+` === "weaving-gw,dyehouse-gw" && location.search.includes("sort=id")`)
+	b.run(chromedp.Click(css(`#fleet th[data-sort="worst"]`)))
 
 	// Language: the switcher reloads the page in Chinese, labels and data.
 	b.switchLang("zh-CN")
@@ -188,6 +195,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		document.querySelector('#fleet tr[data-agent="weaving-gw"]').textContent.includes("Offline")`)
 	b.waitJS("the offline agent listed first", `document.querySelector("#fleet tbody tr").dataset.agent === "weaving-gw"`)
 	b.expectText("#count-online", "1")
+	b.setValue("#filter-state", "problem")
+	b.waitJS("only the agent with a problem", `document.querySelectorAll("#fleet tbody tr").length === 1 && !!document.querySelector('#fleet tr[data-agent="weaving-gw"]')`)
+	b.setValue("#filter-state", "")
 	b.waitJS("the offline alert counted", `document.getElementById("count-alerts").textContent === "1"`)
 	shot("fleet-offline")
 	b.run(chromedp.Click(css("#nav-alerts")))
