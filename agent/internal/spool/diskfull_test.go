@@ -102,3 +102,54 @@ func TestDiskFullDropNewest(t *testing.T) {
 		t.Fatalf("still full after draining: %+v", st)
 	}
 }
+
+// An agent restarted on a full disk must come up (and report), not fail to
+// open its spool and restart in a loop.
+func TestOpenOnFullDisk(t *testing.T) {
+	dir := tmpfs(t, "2m")
+	path := filepath.Join(dir, "spool.db")
+	s := reopenT(t, path, Options{})
+	appendN(t, s, 50, 10, 8000)
+	s.Close()
+	// Fill what is left.
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := filler.Write(buf); err != nil {
+			break
+		}
+	}
+	filler.Close()
+
+	s, err = Open(path, Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("Open on a full disk: %v", err)
+	}
+	defer s.Close()
+	if st := s.Stats(); st.Batches != 50 {
+		t.Fatalf("stats %+v", st)
+	}
+	if got := len(peekAll(t, s)); got != 50 {
+		t.Fatalf("Peek found %d", got)
+	}
+	// Appending uses the file's free pages, then evicts the oldest to make
+	// room, or reports the full disk; never anything else.
+	var appendErr error
+	for range 100 {
+		_, err := s.Append(context.Background(), 10, func(seq uint64) ([]byte, error) { return payload(seq, 8000), nil })
+		if err != nil && !errors.Is(err, ErrDiskFull) {
+			t.Fatalf("Append on a full disk: %v", err)
+		}
+		if err != nil {
+			appendErr = err
+		}
+	}
+	st := s.Stats()
+	if st.WriteErrors == 0 {
+		t.Fatalf("the full disk went unreported: %+v", st)
+	}
+	t.Logf("last append error %v; stats %+v", appendErr, st)
+}

@@ -196,20 +196,31 @@ func openBolt(path string, o *bolt.Options) (*bolt.DB, error) {
 		}
 		return nil, err
 	}
+	// Only write when the bucket is missing: opening an existing spool on
+	// a full disk must work, so that the agent runs and reports it.
+	exists := false
 	err = guard(func() error {
-		return db.Update(func(tx *bolt.Tx) error {
-			if tx.Bucket([]byte(bucketName)) == nil {
-				// A bbolt file without our bucket is either new (no
-				// other keys) or someone else's: then it is not a spool.
-				if k, _ := tx.Cursor().First(); k != nil {
-					return &corruptError{err: fmt.Errorf("no %q bucket: not a spool file", bucketName)}
-				}
-				_, err := tx.CreateBucket([]byte(bucketName))
-				return err
-			}
+		return db.View(func(tx *bolt.Tx) error {
+			exists = tx.Bucket([]byte(bucketName)) != nil
 			return nil
 		})
 	})
+	if err == nil && !exists {
+		err = guard(func() error {
+			return db.Update(func(tx *bolt.Tx) error {
+				if tx.Bucket([]byte(bucketName)) == nil {
+					// A bbolt file without our bucket is either new (no
+					// other keys) or someone else's: then it is not a spool.
+					if k, _ := tx.Cursor().First(); k != nil {
+						return &corruptError{err: fmt.Errorf("no %q bucket: not a spool file", bucketName)}
+					}
+					_, err := tx.CreateBucket([]byte(bucketName))
+					return err
+				}
+				return nil
+			})
+		})
+	}
 	if err != nil {
 		db.Close()
 		if isCorrupt(err) || !isEnvironmental(err) {
