@@ -21,6 +21,8 @@ type Served struct {
 	desync int
 	// unmatched counts answers with no request of that transaction id.
 	unmatched int
+	// requests counts every request per unit, any function.
+	requests map[byte]int
 }
 
 // Poll is one answer carrying a device's counter (registers 0..3).
@@ -30,7 +32,18 @@ type Poll struct {
 }
 
 // NewServed returns an empty record.
-func NewServed() *Served { return &Served{polls: map[byte][]Poll{}} }
+func NewServed() *Served { return &Served{polls: map[byte][]Poll{}, requests: map[byte]int{}} }
+
+// Requests returns how many requests each unit was sent.
+func (s *Served) Requests() map[byte]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[byte]int, len(s.requests))
+	for u, n := range s.requests {
+		out[u] = n
+	}
+	return out
+}
 
 // Tap returns an Observer factory for NewProxy.
 func (s *Served) Tap() func() Observer {
@@ -105,6 +118,9 @@ func (t *mbapTap) Upstream(b []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.up = t.frames(append(t.up, b...), func(tid uint16, unit byte, pdu []byte) {
+		t.served.mu.Lock()
+		t.served.requests[unit]++
+		t.served.mu.Unlock()
 		if len(pdu) >= 5 && (pdu[0] == 3 || pdu[0] == 4) {
 			t.reqs[tid] = mbapReq{unit: unit, fc: pdu[0], addr: binary.BigEndian.Uint16(pdu[1:3])}
 		}
