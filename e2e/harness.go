@@ -538,8 +538,7 @@ func (h *Harness) Quiesce(timeout time.Duration) time.Duration {
 			stable = 0
 		}
 		last = n
-		// Nothing new for 8 s while the gateway holds nothing: whatever
-		// is missing is not coming.
+		// Nothing new for 8 s: whatever is missing is not coming.
 		if stable >= 16 {
 			break
 		}

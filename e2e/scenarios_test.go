@@ -592,3 +592,42 @@ func deviceState(m map[string]float64, dev string) string {
 	}
 	return "?"
 }
+
+// TestMemory is scenario 8's long form: RSS of the agent and the gateway
+// over 30 minutes of steady load (WEFT_SOAK=1 or WEFT_E2E_MEMORY=duration).
+// The short form is the RSS line of TestSteadyLoad. It fails if the last
+// third's peak exceeds the middle third's by more than 25 % + 8 MiB: a
+// leak, not GC noise.
+func TestMemory(t *testing.T) {
+	skipShort(t)
+	length := 30 * time.Minute
+	if os.Getenv("WEFT_E2E_MEMORY") != "" {
+		length = envDuration(t, "WEFT_E2E_MEMORY", length)
+	} else if !soak() {
+		t.Skip("the 30-minute memory run is a soak (make soak, or WEFT_E2E_MEMORY=30m); TestSteadyLoad reports RSS in the short form")
+	}
+	cfg := loadConfig(t)
+	h := Start(t, cfg)
+	from := time.Now()
+	time.Sleep(length)
+	to := time.Now()
+	third := length / 3
+	agent, gw := h.Monitor.RSS(from, to)
+	agentMid, gwMid := h.Monitor.RSS(from.Add(third), from.Add(2*third))
+	agentLast, gwLast := h.Monitor.RSS(from.Add(2*third), to)
+	h.Quiesce(2 * time.Minute)
+	r := Report{Scenario: fmt.Sprintf("8. memory over %s of steady load", length.Round(time.Second)), Tally: h.Count(), Recover: "-"}
+	r.Notes = append(r.Notes,
+		fmt.Sprintf("agent RSS: %s (middle third peak %.1f MiB, last third peak %.1f MiB)", agent, mib(agentMid.Peak), mib(agentLast.Peak)),
+		fmt.Sprintf("gateway RSS: %s (middle third peak %.1f MiB, last third peak %.1f MiB)", gw, mib(gwMid.Peak), mib(gwLast.Peak)))
+	r.Print(t)
+	expectClean(t, r)
+	for _, x := range []struct {
+		name      string
+		mid, last Memory
+	}{{"agent", agentMid, agentLast}, {"gateway", gwMid, gwLast}} {
+		if float64(x.last.Peak) > 1.25*float64(x.mid.Peak)+8<<20 {
+			t.Errorf("%s RSS grew: middle third peak %.1f MiB, last third %.1f MiB", x.name, mib(x.mid.Peak), mib(x.last.Peak))
+		}
+	}
+}
