@@ -28,6 +28,10 @@ type AgentSection struct {
 	DataDir string `yaml:"data_dir"`
 	// HealthInterval is how often health is published (default 10s).
 	HealthInterval time.Duration `yaml:"health_interval"`
+	// RollbackAfter is how long a config pushed by the platform may go
+	// without reaching the broker before the previous one is restored
+	// (default 2m).
+	RollbackAfter time.Duration `yaml:"rollback_after"`
 }
 
 // MQTT is the link to the broker. Used by the agent and the gateway.

@@ -28,6 +28,7 @@ func (c *checker) agent(a *Agent) {
 		c.bad("agent.data_dir", "is empty; allowed a directory path like /var/lib/weft (leave the key out for that default)")
 	}
 	c.interval("agent.health_interval", a.Agent.HealthInterval)
+	c.interval("agent.rollback_after", a.Agent.RollbackAfter)
 
 	c.mqtt(&a.MQTT, false)
 

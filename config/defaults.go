@@ -6,6 +6,7 @@ import "time"
 const (
 	DefaultAgentDataDir    = "/var/lib/weft"
 	DefaultHealthInterval  = 10 * time.Second
+	DefaultRollbackAfter   = 2 * time.Minute
 	DefaultTopicPrefix     = "weft/v1"
 	DefaultKeepAlive       = 30 * time.Second
 	DefaultMaxInflight     = 32
@@ -65,6 +66,7 @@ func mqttDefaults(m *MQTT, id string) {
 func (c *checker) agentDefaults(a *Agent) {
 	orString(&a.Agent.DataDir, DefaultAgentDataDir)
 	orDuration(&a.Agent.HealthInterval, DefaultHealthInterval)
+	orDuration(&a.Agent.RollbackAfter, DefaultRollbackAfter)
 	mqttDefaults(&a.MQTT, a.Agent.ID)
 	if a.Spool.MaxBytes == 0 {
 		a.Spool.MaxBytes = DefaultSpoolMaxBytes

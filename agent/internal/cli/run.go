@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/weftiot/weft/agent/internal/runner"
 	"github.com/weftiot/weft/config"
@@ -31,7 +30,11 @@ Flags:
   --log-level LEVEL     debug, info (default), warn or error
   --rollback-after D    how long a config pushed by the platform may go
                         without reaching the broker before the previous one
-                        is restored (default 2m)
+                        is restored (default: the config's
+                        agent.rollback_after, 2m)
+  --http ADDR           serve /metrics, /healthz, /readyz and a status page
+                        on ADDR, e.g. 127.0.0.1:9100 (default: the config's
+                        metrics.listen; off when both are empty)
 
 Exit status: 0 after a clean stop, 1 when the config has problems or the
 agent could not start.
@@ -42,7 +45,8 @@ func runCmd(ctx context.Context, env Env) int {
 	file := fs.String("config", "", "")
 	format := fs.String("log-format", "text", "")
 	level := fs.String("log-level", "", "")
-	rollback := fs.Duration("rollback-after", 2*time.Minute, "")
+	rollback := fs.Duration("rollback-after", 0, "")
+	httpListen := fs.String("http", "", "")
 	if code, done := parseFlags(fs, env, runUsage); done {
 		return code
 	}
@@ -82,7 +86,7 @@ func runCmd(ctx context.Context, env Env) int {
 		}
 	}
 
-	err = runner.Run(ctx, runner.Options{ConfigPath: *file, Logger: logger, Reload: reload, RollbackAfter: *rollback})
+	err = runner.Run(ctx, runner.Options{ConfigPath: *file, Logger: logger, Reload: reload, RollbackAfter: *rollback, HTTPListen: *httpListen})
 	if problems := config.AsErrors(err); problems != nil {
 		for _, p := range problems {
 			fmt.Fprintln(env.Stderr, p)

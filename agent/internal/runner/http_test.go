@@ -102,3 +102,30 @@ func TestLocalHTTPEndpoint(t *testing.T) {
 	broker.Stop()
 	waitUntil(t, "not ready without the broker", 10*time.Second, func() bool { c, _ := get(t, base+"/readyz"); return c == 503 })
 }
+
+// `run --http ADDR` serves the endpoint although the config has no
+// metrics.listen, and a config's rollback_after is the one the agent uses.
+func TestHTTPFlagAndRollbackAfterFromConfig(t *testing.T) {
+	sim := startSim(t, 1)
+	broker := testservers.Mosquitto(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.yaml")
+	cfg := strings.Replace(agentConfig(filepath.Join(dir, "data"), broker.URL, sim.Addr(), 1, ""), "  health_interval: 500ms\n", "  health_interval: 500ms\n  rollback_after: 45s\n", 1)
+	if !strings.Contains(cfg, "rollback_after: 45s") {
+		t.Fatalf("test config has no health_interval line to extend:\n%s", cfg)
+	}
+	os.WriteFile(path, []byte(cfg), 0o644)
+	opts := testOptions(path)
+	opts.RollbackAfter = 0
+	opts.HTTPListen = "127.0.0.1:0"
+	a, _ := startAgent(t, opts)
+	if a.HTTPAddr() == "" {
+		t.Fatal("no local HTTP endpoint although --http was given")
+	}
+	if code, _ := get(t, "http://"+a.HTTPAddr()+"/healthz"); code != 200 {
+		t.Errorf("/healthz: %d", code)
+	}
+	if a.opts.RollbackAfter != 45*time.Second {
+		t.Errorf("rollback after %v, want the config's 45s", a.opts.RollbackAfter)
+	}
+}

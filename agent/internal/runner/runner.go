@@ -37,8 +37,10 @@ type Options struct {
 	Reload <-chan struct{}
 	// RollbackAfter is how long a config applied by a remote command may
 	// go without a broker connection before the previous one is restored
-	// (default 2m).
+	// (0: the config's agent.rollback_after, default 2m).
 	RollbackAfter time.Duration
+	// HTTPListen, when set, overrides the config's metrics.listen.
+	HTTPListen string
 	// DrainTimeout bounds the pipeline's last appends at shutdown (10s).
 	DrainTimeout time.Duration
 	// FlushTimeout is how long the forwarder keeps publishing the backlog
@@ -88,9 +90,6 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.RollbackAfter <= 0 {
-		opts.RollbackAfter = 2 * time.Minute
-	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 10 * time.Second
 	}
@@ -103,6 +102,15 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	log := opts.Logger.With("agent", cfg.Agent.ID)
+	if opts.RollbackAfter <= 0 {
+		opts.RollbackAfter = cfg.Agent.RollbackAfter
+	}
+	if opts.RollbackAfter <= 0 {
+		opts.RollbackAfter = config.DefaultRollbackAfter
+	}
+	if opts.HTTPListen != "" {
+		cfg.Metrics.Listen = opts.HTTPListen
+	}
 	a := &Agent{opts: opts, log: log, started: time.Now(), cfg: cfg, raw: raw, hash: config.Hash(raw),
 		cmdQueue: make(chan cmdMsg, 16), healthSet: make(chan struct{}, 1)}
 
