@@ -42,12 +42,9 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/weftiot/weft/agent/internal/spool"
 	"github.com/weftiot/weft/wire"
-	spb "github.com/weftiot/weft/wire/sparkplug"
-	pb "github.com/weftiot/weft/wire/sparkplug/sparkplugpb"
 )
 
 // Spool is what the edge node needs of the spool.
@@ -130,13 +127,13 @@ type EdgeNode struct {
 	seq     uint64
 	bdSeq   uint64
 	aliases map[string]uint64 // device + "\x00" + point → alias, stable for the process
-	kinds   map[string]spb.DataType
+	kinds   map[string]dataType
 	last    map[string]wire.Sample // last value sent, for births
 	born    map[string]*bornDevice
 }
 
 type bornDevice struct {
-	dt map[string]spb.DataType // point → datatype declared by the birth
+	dt map[string]dataType // point → datatype declared by the birth
 }
 
 // New makes an EdgeNode of sp.
@@ -166,7 +163,7 @@ func New(sp Spool, o Options) *EdgeNode {
 		o.Devices = func() []Device { return nil }
 	}
 	return &EdgeNode{sp: sp, o: o, log: o.Logger, rebirth: make(chan struct{}, 1),
-		aliases: map[string]uint64{}, kinds: map[string]spb.DataType{}, last: map[string]wire.Sample{}}
+		aliases: map[string]uint64{}, kinds: map[string]dataType{}, last: map[string]wire.Sample{}}
 }
 
 // Health is the node's part of the agent's health, as the forwarder's.
@@ -285,17 +282,16 @@ func (e *EdgeNode) Run(ctx context.Context) error {
 type conn struct {
 	c     mqtt.Client
 	lost  chan error
-	state chan spb.State
+	state chan hostState
 }
 
 func (e *EdgeNode) deathPayload() []byte {
-	b, _ := spb.Encode(&spb.Payload{Timestamp: proto.Uint64(uint64(time.Now().UnixMilli())), Metrics: []*spb.Metric{bdSeqMetric(e.bdSeq)}})
-	return b
+	p := payload{timestamp: uint64(time.Now().UnixMilli()), metrics: []metric{bdSeqMetric(e.bdSeq)}}
+	return p.encode()
 }
 
-func bdSeqMetric(bd uint64) *spb.Metric {
-	return &spb.Metric{Name: proto.String(spb.MetricBdSeq), Datatype: proto.Uint32(uint32(pb.DataType_Int64)),
-		Value: &pb.Payload_Metric_LongValue{LongValue: bd}}
+func bdSeqMetric(bd uint64) metric {
+	return metric{name: metricBdSeq, declared: dtInt64, as: dtUInt64, value: wire.UintValue(bd)}
 }
 
 // connect makes one connection with a new bdSeq and NDEATH as its will,
@@ -306,7 +302,7 @@ func (e *EdgeNode) connect(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	e.bdSeq = bd
-	s := &conn{lost: make(chan error, 1), state: make(chan spb.State, 8)}
+	s := &conn{lost: make(chan error, 1), state: make(chan hostState, 8)}
 	o := mqtt.NewClientOptions().
 		AddBroker(e.o.Broker).
 		SetClientID(e.o.ClientID).
@@ -318,7 +314,7 @@ func (e *EdgeNode) connect(ctx context.Context) (*conn, error) {
 		SetConnectTimeout(e.o.ConnectTimeout).
 		SetWriteTimeout(e.o.ConnectTimeout).
 		SetOrderMatters(false).
-		SetBinaryWill(spb.NodeTopic(e.o.Group, spb.NDEATH, e.o.EdgeNode), e.deathPayload(), 1, false).
+		SetBinaryWill(nodeTopic(e.o.Group, typeNDEATH, e.o.EdgeNode), e.deathPayload(), 1, false).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {
 			case s.lost <- err:
@@ -344,11 +340,11 @@ func (e *EdgeNode) connect(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("connect %s as %q: %w", e.o.Broker, e.o.ClientID, err)
 	}
 	subs := map[string]mqtt.MessageHandler{
-		spb.NodeTopic(e.o.Group, spb.NCMD, e.o.EdgeNode): e.onNCMD,
+		nodeTopic(e.o.Group, typeNCMD, e.o.EdgeNode): e.onNCMD,
 	}
 	if e.o.PrimaryHost != "" {
-		subs[spb.StateTopic(e.o.PrimaryHost)] = func(_ mqtt.Client, m mqtt.Message) {
-			st, err := spb.DecodeState(m.Payload())
+		subs[stateTopic(e.o.PrimaryHost)] = func(_ mqtt.Client, m mqtt.Message) {
+			st, err := decodeState(m.Payload())
 			if err != nil {
 				e.log.Warn("primary host STATE not understood; ignored", "topic", m.Topic(), "err", err)
 				return
@@ -380,22 +376,20 @@ func (e *EdgeNode) connect(ctx context.Context) (*conn, error) {
 
 // onNCMD honours Node Control/Rebirth = true.
 func (e *EdgeNode) onNCMD(_ mqtt.Client, m mqtt.Message) {
-	p, err := spb.Decode(m.Payload())
+	rebirth, err := decodeNCMD(m.Payload())
 	if err != nil {
 		e.log.Warn("NCMD not understood; ignored", "topic", m.Topic(), "err", err)
 		return
 	}
-	for _, mt := range p.GetMetrics() {
-		if mt.GetName() == spb.MetricRebirth && mt.GetBooleanValue() {
-			e.log.Info("rebirth requested by NCMD")
-			e.Rebirth()
-		}
+	if rebirth {
+		e.log.Info("rebirth requested by NCMD")
+		e.Rebirth()
 	}
 }
 
 func (e *EdgeNode) goOffline(c mqtt.Client) {
 	// An explicit NDEATH: a clean disconnect does not publish the will.
-	t := c.Publish(spb.NodeTopic(e.o.Group, spb.NDEATH, e.o.EdgeNode), 1, false, e.deathPayload())
+	t := c.Publish(nodeTopic(e.o.Group, typeNDEATH, e.o.EdgeNode), 1, false, e.deathPayload())
 	t.WaitTimeout(2 * time.Second)
 	c.Disconnect(500)
 }
@@ -514,12 +508,8 @@ func (e *EdgeNode) next() uint64 {
 	return e.seq
 }
 
-func (e *EdgeNode) publish(c mqtt.Client, topic string, qos byte, p *spb.Payload) error {
-	b, err := spb.Encode(p)
-	if err != nil {
-		return err
-	}
-	t := c.Publish(topic, qos, false, b)
+func (e *EdgeNode) publish(c mqtt.Client, topic string, qos byte, p *payload) error {
+	t := c.Publish(topic, qos, false, p.encode())
 	if !t.WaitTimeout(e.o.ConnectTimeout) || t.Error() != nil {
 		return fmt.Errorf("publish %s: %v", topic, tokErr(t))
 	}
@@ -533,11 +523,11 @@ func (e *EdgeNode) birth(c mqtt.Client) (uint64, error) {
 	upTo := e.sp.Stats().LastSeq
 	now := uint64(time.Now().UnixMilli())
 	e.seq = 0
-	nb := &spb.Payload{Timestamp: proto.Uint64(now), Seq: proto.Uint64(0), Metrics: []*spb.Metric{
+	nb := &payload{timestamp: now, hasSeq: true, seq: 0, metrics: []metric{
 		bdSeqMetric(e.bdSeq),
-		{Name: proto.String(spb.MetricRebirth), Datatype: proto.Uint32(uint32(pb.DataType_Boolean)), Value: &pb.Payload_Metric_BooleanValue{BooleanValue: false}},
+		{name: metricRebirth, declared: dtBoolean, as: dtBoolean, value: wire.BoolValue(false)},
 	}}
-	if err := e.publish(c, spb.NodeTopic(e.o.Group, spb.NBIRTH, e.o.EdgeNode), 0, nb); err != nil {
+	if err := e.publish(c, nodeTopic(e.o.Group, typeNBIRTH, e.o.EdgeNode), 0, nb); err != nil {
 		return 0, err
 	}
 	e.births.Add(1)
@@ -573,8 +563,8 @@ func (e *EdgeNode) alias(dev, point string) uint64 {
 // of its values so far (Double until one is seen).
 func (e *EdgeNode) dbirth(c mqtt.Client, d Device, extra []wire.Sample) error {
 	now := uint64(time.Now().UnixMilli())
-	bd := &bornDevice{dt: map[string]spb.DataType{}}
-	p := &spb.Payload{Timestamp: proto.Uint64(now)}
+	bd := &bornDevice{dt: map[string]dataType{}}
+	p := &payload{timestamp: now}
 	add := func(name, unit string) {
 		if _, dup := bd.dt[name]; dup {
 			return
@@ -582,23 +572,18 @@ func (e *EdgeNode) dbirth(c mqtt.Client, d Device, extra []wire.Sample) error {
 		k := key(d.ID, name)
 		dt, ok := e.kinds[k]
 		if !ok {
-			dt = pb.DataType_Double
+			dt = dtDouble
 		}
 		bd.dt[name] = dt
-		m := &spb.Metric{Name: proto.String(name), Alias: proto.Uint64(e.alias(d.ID, name)), Datatype: proto.Uint32(uint32(dt)), Timestamp: proto.Uint64(now)}
+		m := metric{name: name, alias: e.alias(d.ID, name), declared: dt, timestamp: now, hasTS: true, unit: unit}
 		last, seen := e.last[k]
-		if !seen || spb.SetValue(m, dt, last.Value) != nil {
-			m.IsNull = proto.Bool(true)
+		if !seen || m.setValue(dt, last.Value) != nil {
+			m.null = true
 		} else {
-			m.Timestamp = proto.Uint64(uint64(last.TS))
-			if last.Quality != wire.Good {
-				spb.AddProperty(m, spb.PropQuality, spb.Int32Property(spb.QualityCode(last.Quality)))
-			}
+			m.timestamp = uint64(last.TS)
+			m.quality = last.Quality
 		}
-		if unit != "" {
-			spb.AddProperty(m, spb.PropUnit, spb.StringProperty(unit))
-		}
-		p.Metrics = append(p.Metrics, m)
+		p.metrics = append(p.metrics, m)
 	}
 	for _, pt := range d.Points {
 		add(pt.Name, pt.Unit)
@@ -612,8 +597,8 @@ func (e *EdgeNode) dbirth(c mqtt.Client, d Device, extra []wire.Sample) error {
 			add(name, "")
 		}
 	}
-	p.Seq = proto.Uint64(e.next())
-	if err := e.publish(c, spb.DeviceTopic(e.o.Group, spb.DBIRTH, e.o.EdgeNode, d.ID), 0, p); err != nil {
+	p.seq, p.hasSeq = e.next(), true
+	if err := e.publish(c, deviceTopic(e.o.Group, typeDBIRTH, e.o.EdgeNode, d.ID), 0, p); err != nil {
 		return err
 	}
 	e.born[d.ID] = bd
@@ -627,8 +612,8 @@ func (e *EdgeNode) watchDevices(c mqtt.Client) error {
 		_, born := e.born[d.ID]
 		switch {
 		case born && d.Down:
-			p := &spb.Payload{Timestamp: proto.Uint64(uint64(time.Now().UnixMilli())), Seq: proto.Uint64(e.next())}
-			if err := e.publish(c, spb.DeviceTopic(e.o.Group, spb.DDEATH, e.o.EdgeNode, d.ID), 0, p); err != nil {
+			p := &payload{timestamp: uint64(time.Now().UnixMilli()), seq: e.next(), hasSeq: true}
+			if err := e.publish(c, deviceTopic(e.o.Group, typeDDEATH, e.o.EdgeNode, d.ID), 0, p); err != nil {
 				return err
 			}
 			delete(e.born, d.ID)
@@ -679,12 +664,12 @@ func (e *EdgeNode) publishEntry(c mqtt.Client, en spool.Entry, historical bool) 
 		for _, s := range samples {
 			k := key(dev, s.Point)
 			if s.Value.Kind() != wire.Null {
-				if dt, ok := e.kinds[k]; !ok || !spb.Fits(dt, s.Value.Kind()) {
-					e.kinds[k] = spb.DataTypeOf(s.Value.Kind())
+				if dt, ok := e.kinds[k]; !ok || !fits(dt, s.Value.Kind()) {
+					e.kinds[k] = dataTypeOf(s.Value.Kind())
 				}
 			}
 			if bd != nil {
-				if dt, ok := bd.dt[s.Point]; !ok || !spb.Fits(dt, s.Value.Kind()) {
+				if dt, ok := bd.dt[s.Point]; !ok || !fits(dt, s.Value.Kind()) {
 					needBirth = true
 				}
 			}
@@ -695,27 +680,21 @@ func (e *EdgeNode) publishEntry(c mqtt.Client, en spool.Entry, historical bool) 
 			}
 			bd = e.born[dev]
 		}
-		p := &spb.Payload{Timestamp: proto.Uint64(uint64(time.Now().UnixMilli()))}
+		p := &payload{timestamp: uint64(time.Now().UnixMilli()), metrics: make([]metric, 0, len(samples))}
 		for _, s := range samples {
-			m := &spb.Metric{Alias: proto.Uint64(e.alias(dev, s.Point)), Timestamp: proto.Uint64(uint64(max(s.TS, 0)))}
-			if historical {
-				m.IsHistorical = proto.Bool(true)
-			}
-			if err := spb.SetValue(m, bd.dt[s.Point], s.Value); err != nil {
+			m := metric{alias: e.alias(dev, s.Point), timestamp: uint64(max(s.TS, 0)), hasTS: true, historical: historical, quality: s.Quality}
+			if err := m.setValue(bd.dt[s.Point], s.Value); err != nil {
 				// Cannot happen after the birth check; keep the rest.
 				e.log.Error("a sample does not fit its datatype; dropped", "device", dev, "point", s.Point, "err", err)
 				continue
 			}
-			if s.Quality != wire.Good {
-				spb.AddProperty(m, spb.PropQuality, spb.Int32Property(spb.QualityCode(s.Quality)))
-			}
-			p.Metrics = append(p.Metrics, m)
+			p.metrics = append(p.metrics, m)
 			if cur, ok := e.last[key(dev, s.Point)]; !ok || s.TS >= cur.TS {
 				e.last[key(dev, s.Point)] = s
 			}
 		}
-		p.Seq = proto.Uint64(e.next())
-		if err := e.publish(c, spb.DeviceTopic(e.o.Group, spb.DDATA, e.o.EdgeNode, dev), 0, p); err != nil {
+		p.seq, p.hasSeq = e.next(), true
+		if err := e.publish(c, deviceTopic(e.o.Group, typeDDATA, e.o.EdgeNode, dev), 0, p); err != nil {
 			return err
 		}
 	}
