@@ -4,7 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"html/template"
+	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -37,7 +38,7 @@ func (a *Agent) serveHTTP(listen string) (*http.Server, error) {
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := statusPage.Execute(w, a.Health()); err != nil {
+		if err := writeStatus(w, a.Health()); err != nil {
 			a.log.Debug("status page", "err", err)
 		}
 	})
@@ -65,19 +66,40 @@ func (a *Agent) HTTPAddr() string {
 	return a.httpAddr
 }
 
-var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
-	"ms": func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
-}).Parse(`<!doctype html><meta charset="utf-8"><title>weft-agent {{.Agent}}</title>
+// writeStatus writes the status page of h. It is written with fmt rather
+// than html/template, which (with text/template and its reflection) costs
+// the agent binary about 0.5 MB; every string from the config, a device or
+// the network goes through html.EscapeString (quotes included, so it is
+// safe in a quoted attribute too).
+func writeStatus(w io.Writer, h wire.Health) error {
+	e := html.EscapeString
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, `<!doctype html><meta charset="utf-8"><title>weft-agent %s</title>
 <style>body{font:14px sans-serif;margin:2em}td,th{padding:2px 10px;text-align:left}.down{color:#b00}.degraded{color:#a60}</style>
-<h1>weft-agent {{.Agent}} <small>site {{.Site}}</small></h1>
-<p>version {{.Version}} · config {{.ConfigHash}} · up {{.UptimeS}}s ·
-broker {{if .Forwarder.Connected}}connected{{else}}<b class="down">not connected</b>{{end}}
-{{with .Forwarder.LastError}}({{.}}){{end}}</p>
-<p>spool: {{.Spool.Batches}} batches, {{.Spool.Samples}} samples, {{.Spool.Bytes}} bytes, oldest {{ms .Spool.OldestAgeMs}};
-dropped {{.Spool.DroppedOldest}} oldest / {{.Spool.DroppedNewest}} newest; last seq {{.Spool.LastSeq}}</p>
+<h1>weft-agent %s <small>site %s</small></h1>
+<p>version %s · config %s · up %ds ·
+broker `, e(h.Agent), e(h.Agent), e(h.Site), e(h.Version), e(h.ConfigHash), h.UptimeS)
+	if h.Forwarder.Connected {
+		bw.WriteString("connected")
+	} else {
+		bw.WriteString(`<b class="down">not connected</b>`)
+	}
+	if h.Forwarder.LastError != "" {
+		fmt.Fprintf(bw, "\n(%s)", e(h.Forwarder.LastError))
+	}
+	sp := h.Spool
+	fmt.Fprintf(bw, `</p>
+<p>spool: %d batches, %d samples, %d bytes, oldest %v;
+dropped %d oldest / %d newest; last seq %d</p>
 <table><tr><th>device<th>protocol<th>state<th>reads<th>errors<th>requests<th>latency ms<th>samples<th>last error
-{{range .Devices}}<tr><td>{{.ID}}<td>{{.Protocol}}<td class="{{.State}}">{{.State}}<td>{{.Reads}}<td>{{.Errors}}<td>{{.Requests}}<td>{{printf "%.1f" .LatencyMs}}<td>{{.Samples}}<td>{{.LastError}}
-{{end}}</table>`))
+`, sp.Batches, sp.Samples, sp.Bytes, time.Duration(sp.OldestAgeMs)*time.Millisecond, sp.DroppedOldest, sp.DroppedNewest, sp.LastSeq)
+	for _, d := range h.Devices {
+		fmt.Fprintf(bw, "<tr><td>%s<td>%s<td class=\"%s\">%s<td>%d<td>%d<td>%d<td>%.1f<td>%d<td>%s\n",
+			e(d.ID), e(d.Protocol), e(d.State), e(d.State), d.Reads, d.Errors, d.Requests, d.LatencyMs, d.Samples, e(d.LastError))
+	}
+	bw.WriteString("</table>")
+	return bw.Flush()
+}
 
 // writeMetrics writes the agent's figures in the Prometheus text format,
 // read at scrape time from the same sources as the health message.
