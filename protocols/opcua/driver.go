@@ -355,7 +355,10 @@ func (d *Driver) dial(ctx context.Context) (*opcua.Client, error) {
 	opts := []opcua.Option{
 		opcua.AutoReconnect(false),
 		opcua.DialTimeout(d.timeout),
-		opcua.RequestTimeout(d.timeout),
+		// Every request but Publish carries its own deadline of
+		// d.timeout; a Publish is held by the server until data or a
+		// keep-alive is due.
+		opcua.RequestTimeout(max(d.timeout, d.publishTimeout())),
 		opcua.ApplicationName("weft-agent"),
 		opcua.ApplicationURI(ApplicationURI()),
 		opcua.SessionName("weft-agent " + d.device),

@@ -286,6 +286,79 @@ func TestRestartMidSubscription(t *testing.T) {
 	}
 }
 
+// TestStalledSubscription makes the simulator stop publishing (no data, no
+// keep-alive) while the connection, the session and reads stay up: the
+// driver must see the silence within publishing interval × max keep-alive
+// count plus a margin, return ErrNotConnected so that the agent resubscribes,
+// and values must resume once the server publishes again.
+func TestStalledSubscription(t *testing.T) {
+	s := startSim(t, sim.Options{UpdateInterval: 50 * time.Millisecond})
+	// timeout 1s: a keep-alive is due every 2 s, silence is a stall after 3 s.
+	d := newDriver(t, DeviceConfig{Endpoint: s.Endpoint(), PublishingInterval: 50 * time.Millisecond, Timeout: time.Second}, []Point{
+		{Name: "counter", PointConfig: PointConfig{Node: "ns=1;s=Types.Counter"}},
+	})
+	ctx := ctxT(t, 60*time.Second)
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var c collector
+	lctx, stop := context.WithCancel(ctx)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); agentLoop(lctx, d, c.emit, errs) }()
+	defer func() { stop(); wg.Wait() }()
+
+	n := c.count("counter")
+	waitFor(t, 10*time.Second, "values before the stall", func() bool { return c.count("counter") >= n+3 })
+	s.StallPublishing(true)
+	stalledAt := time.Now()
+	waitFor(t, 10*time.Second, "the driver to report the stall", func() bool {
+		return strings.Contains(d.Stats().LastError, "sent neither data nor a keep-alive")
+	})
+	if took := time.Since(stalledAt); took < 2*time.Second {
+		t.Errorf("stall reported after %s, before a keep-alive was even due", took)
+	}
+	st := d.Stats()
+	if !strings.Contains(st.LastError, "not connected") || !strings.Contains(st.LastError, `device "m1"`) {
+		t.Errorf("LastError %q should name the device and wrap ErrNotConnected", st.LastError)
+	}
+	s.StallPublishing(false)
+	after := c.count("counter")
+	waitFor(t, 15*time.Second, "values after publishing resumed", func() bool { return c.count("counter") >= after+3 })
+	if st := d.Stats(); st.Reconnects < 1 || st.LastGap <= 0 {
+		t.Errorf("stats after the stall: %+v, want a reconnect and its gap", st)
+	}
+	select {
+	case err := <-errs:
+		t.Fatalf("Subscribe failed without ErrNotConnected: %v", err)
+	default:
+	}
+}
+
+// TestQuietSubscription subscribes to a value that never changes: the server
+// sends only keep-alives, and the driver must take them as signs of life,
+// not report a stall.
+func TestQuietSubscription(t *testing.T) {
+	s := startSim(t, sim.Options{UpdateInterval: 50 * time.Millisecond})
+	d := newDriver(t, DeviceConfig{Endpoint: s.Endpoint(), PublishingInterval: 50 * time.Millisecond, Timeout: time.Second}, []Point{
+		{Name: "pi", PointConfig: PointConfig{Node: "ns=1;s=Types.Double"}},
+	})
+	ctx := ctxT(t, 30*time.Second)
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var c collector
+	sctx, stop := context.WithTimeout(ctx, 7*time.Second) // more than two silence limits (3 s)
+	defer stop()
+	if err := d.Subscribe(sctx, c.emit); err != nil {
+		t.Fatalf("a quiet subscription was reported lost: %v", err)
+	}
+	if n := c.count("pi"); n != 1 {
+		t.Errorf("got %d samples of a constant, want the initial one", n)
+	}
+}
+
 // TestUsernameLogin logs in with a username whose password travels
 // encrypted with the server's certificate (token policy Basic256Sha256 on
 // the None endpoint), then with a wrong password, then anonymously on a

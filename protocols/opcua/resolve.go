@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/id"
@@ -41,7 +42,7 @@ func (d *Driver) resolve(ctx context.Context, c *opcua.Client) ([]*ua.NodeID, []
 		}
 	}
 	if len(walk) > 0 {
-		w := &walker{c: c, cache: map[string][]*ua.ReferenceDescription{}, count: func() { d.requests.Add(1) }}
+		w := &walker{c: c, timeout: d.timeout, cache: map[string][]*ua.ReferenceDescription{}, count: func() { d.requests.Add(1) }}
 		for _, i := range walk {
 			nodes[i], errs[i] = w.follow(ctx, d.paths[i])
 		}
@@ -117,9 +118,10 @@ func (d *Driver) translate(ctx context.Context, c *opcua.Client, idx []int) ([]f
 
 // walker resolves browse paths by browsing, caching each node's children.
 type walker struct {
-	c     *opcua.Client
-	cache map[string][]*ua.ReferenceDescription
-	count func()
+	c       *opcua.Client
+	timeout time.Duration // per Browse request
+	cache   map[string][]*ua.ReferenceDescription
+	count   func()
 }
 
 func (w *walker) follow(ctx context.Context, path []PathElement) (*ua.NodeID, error) {
@@ -153,6 +155,8 @@ func (w *walker) children(ctx context.Context, n *ua.NodeID) ([]*ua.ReferenceDes
 	if refs, ok := w.cache[key]; ok {
 		return refs, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
 	refs, err := browseChildren(ctx, w.c, n, w.count)
 	if err != nil {
 		return nil, err

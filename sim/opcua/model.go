@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gopcua/opcua/id"
@@ -43,6 +44,9 @@ type model struct {
 	mu    sync.Mutex
 	roots []*folder
 	vars  map[string]*variable // by NodeId string
+	// dropped counts notifications a busy or ended subscription did not
+	// take in time (see notify).
+	dropped atomic.Uint64
 }
 
 func newModel(profile string, bulk int) (*model, error) {
@@ -210,12 +214,10 @@ func (m *model) run(ctx context.Context, srv *server.Server, every time.Duration
 				changed = append(changed, v.nid)
 			}
 			m.mu.Unlock()
-			for _, n := range changed {
-				if ctx.Err() != nil {
-					return
-				}
-				srv.ChangeNotification(n)
+			if ctx.Err() != nil {
+				return
 			}
+			m.dropped.Add(uint64(notify(srv, changed)))
 		}
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gopcua/opcua/id"
@@ -97,6 +98,8 @@ type Server struct {
 	srv    *server.Server
 	cancel context.CancelFunc
 	done   chan struct{}
+	// stalled makes the server swallow Publish requests (StallPublishing).
+	stalled atomic.Bool
 }
 
 // Start builds the address space and starts listening.
@@ -189,10 +192,22 @@ func (s *Server) Set(node string, v any) error {
 	srv := s.srv
 	s.mu.Unlock()
 	if srv != nil {
-		srv.ChangeNotification(nid)
+		s.model.dropped.Add(uint64(notify(srv, []*ua.NodeID{nid})))
 	}
 	return nil
 }
+
+// Dropped counts the data changes not handed to a subscription because it
+// did not take them within 200 ms (it had ended, or was too busy): a
+// client then misses those values until they change again.
+func (s *Server) Dropped() uint64 { return s.model.dropped.Load() }
+
+// StallPublishing makes the server stop answering Publish requests (true)
+// or answer them again (false), while connections, sessions, reads and
+// subscriptions stay up: no data changes and no keep-alives reach a client,
+// as from a server whose publishing engine hangs. Requests swallowed while
+// stalled are never answered.
+func (s *Server) StallPublishing(stall bool) { s.stalled.Store(stall) }
 
 func (s *Server) stopLocked() {
 	if s.srv == nil {
@@ -254,6 +269,8 @@ func (s *Server) listen() error {
 	a := &auth{srv: srv, key: s.key, opts: s.opts, log: s.log}
 	srv.RegisterHandler(id.ActivateSessionRequest_Encoding_DefaultBinary, a.activateSession)
 	srv.RegisterHandler(id.ReadRequest_Encoding_DefaultBinary, a.read)
+	p := &publisher{srv: srv, stalled: &s.stalled}
+	srv.RegisterHandler(id.PublishRequest_Encoding_DefaultBinary, p.publish)
 
 	if err := s.model.install(srv, s.opts.MaxNodesPerRead); err != nil {
 		return err
