@@ -3,9 +3,11 @@
 // specification), topics, the STATE message of host applications, and the
 // conversion between metric values and wire.Values.
 //
-// The agent's edge node (agent/internal/sparkplug) and the gateway's host
-// application (gateway/internal/sparkplug) both use it; docs/sparkplug.md
-// describes the behaviour for people.
+// The gateway's host application (gateway/internal/sparkplug) uses it. The
+// agent's edge node (agent/internal/sparkplug) restates the little it needs
+// with protowire, to keep the protobuf runtime out of the agent binary, and
+// its tests check that against this package. docs/sparkplug.md describes
+// the behaviour for people.
 package sparkplug
 
 import (
