@@ -432,3 +432,32 @@ func FuzzDecodeNCMD(f *testing.F) {
 		}
 	})
 }
+
+// ddata100 is a DDATA of 100 Double metrics, as the node writes for a
+// device of 100 points.
+func ddata100(b *testing.B) *payload {
+	p := &payload{timestamp: 1700000000000, seq: 7, hasSeq: true}
+	for i := range 100 {
+		p.metrics = append(p.metrics, mustSet(b, metric{alias: uint64(i + 1), timestamp: 1700000000000 + uint64(i), hasTS: true}, dtDouble, wire.FloatValue(float64(i)*1.5)))
+	}
+	return p
+}
+
+// BenchmarkEncodeDDATA: the edge node's encoding of a 100-metric DDATA.
+func BenchmarkEncodeDDATA(b *testing.B) {
+	p := ddata100(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		p.encode()
+	}
+}
+
+// BenchmarkEncodeDDATAGenerated: the same message with the generated code
+// (building the message and proto.Marshal), for comparison.
+func BenchmarkEncodeDDATAGenerated(b *testing.B) {
+	p := ddata100(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		proto.Marshal(toPB(b, p))
+	}
+}
