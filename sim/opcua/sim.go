@@ -98,6 +98,7 @@ type Server struct {
 	srv    *server.Server
 	cancel context.CancelFunc
 	done   chan struct{}
+	front  *front
 	// stalled makes the server swallow Publish requests (StallPublishing).
 	stalled atomic.Bool
 }
@@ -123,8 +124,7 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("opcua simulator: address %q: port %q is not a number", opts.Addr, portStr)
 	}
 	if port == 0 {
-		// gopcua's server needs its endpoint URL, port included, before it
-		// listens; ask the kernel for a free port and release it at once.
+		// Ask the kernel for a free port; Restart keeps it.
 		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			return nil, fmt.Errorf("opcua simulator: pick a free port on %s: %w", host, err)
@@ -215,6 +215,7 @@ func (s *Server) stopLocked() {
 	}
 	// Close first: gopcua's connection goroutines hand their last messages
 	// to the dispatcher that ctx keeps running.
+	s.front.close()
 	s.srv.Close()
 	s.cancel()
 	<-s.done
@@ -231,7 +232,7 @@ func (s *Server) stopLocked() {
 			subs.DeleteSubscription(id)
 		}
 	}
-	s.srv = nil
+	s.srv, s.front = nil, nil
 }
 
 func (s *Server) listen() error {
@@ -240,8 +241,16 @@ func (s *Server) listen() error {
 	if s.srv != nil {
 		return errors.New("opcua simulator: already running")
 	}
+	// gopcua listens on a private loopback port behind the front (see
+	// front); it needs that port before it listens.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("opcua simulator: pick a private port: %w", err)
+	}
+	private := l.Addr().(*net.TCPAddr).Port
+	l.Close()
 	opts := []server.Option{
-		server.EndPoint(s.host, s.port),
+		server.EndPoint("127.0.0.1", private),
 		server.Certificate(s.cert),
 		server.PrivateKey(s.key),
 		server.ServerName("Weft OPC UA simulator"),
@@ -280,9 +289,20 @@ func (s *Server) listen() error {
 		cancel()
 		return fmt.Errorf("opcua simulator: listen on %s: %w", s.Addr(), err)
 	}
+	// Clients are told the front's address, not gopcua's own.
+	for _, ep := range srv.Endpoints() {
+		ep.EndpointURL = s.Endpoint()
+	}
 	if len(s.opts.Users) > 0 {
 		offerEncryptedPasswordOnNone(srv)
 	}
+	f, err := listenFront(s.Addr(), net.JoinHostPort("127.0.0.1", strconv.Itoa(private)), s.log)
+	if err != nil {
+		srv.Close()
+		cancel()
+		return fmt.Errorf("opcua simulator: listen on %s: %w", s.Addr(), err)
+	}
+	s.front = f
 	s.srv, s.cancel, s.done = srv, cancel, make(chan struct{})
 	go func(done chan struct{}) {
 		defer close(done)
