@@ -9,14 +9,10 @@ import (
 )
 
 // agentSizeGoal is the size goal of issue 9 for the stripped linux/arm64
-// weft-agent: 15 MiB. docs/benchmarks.md records the measured size; over
-// the goal the test says so in its log, it does not fail (making the agent
-// smaller is work in other packages, see docs/benchmarks.md).
-const agentSizeGoal = 15 << 20
-
-// agentSizeCeiling fails the test: a Telegraf build with only its Modbus
-// input is about 18 MB, and Weft's agent must stay smaller than that.
-const agentSizeCeiling = 18_000_000
+// weft-agent: under 15 MB (decimal, the stricter reading). The agent is
+// about 11.5 MB; a change that takes it over fails here, and
+// docs/benchmarks.md ("Binary size") says what made it big before.
+const agentSizeGoal = 15_000_000
 
 // TestReleaseArm64UnderQemu runs deploy/release.sh for linux/arm64 only,
 // checks the tarball and the sums, and runs the released agent under
@@ -61,12 +57,9 @@ func TestReleaseArm64UnderQemu(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("linux/arm64 weft-agent: %d bytes (%.2f MiB); goal < %d MiB", st.Size(), float64(st.Size())/(1<<20), agentSizeGoal>>20)
+	t.Logf("linux/arm64 weft-agent: %d bytes (%.2f MiB); goal < %d bytes", st.Size(), float64(st.Size())/(1<<20), agentSizeGoal)
 	if st.Size() >= agentSizeGoal {
-		t.Logf("OVER THE GOAL: linux/arm64 weft-agent is %d bytes, over %d; docs/benchmarks.md, \"Binary size\", says what makes it big", st.Size(), agentSizeGoal)
-	}
-	if st.Size() >= agentSizeCeiling {
-		t.Errorf("linux/arm64 weft-agent is %d bytes, bigger than Telegraf's Modbus-only build (%d): build it without -s -w and run `go tool nm -size -sort size` to see what grew", st.Size(), agentSizeCeiling)
+		t.Errorf("linux/arm64 weft-agent is %d bytes, over the %d goal: build it without -s -w and run `go tool nm -size -sort size`, and `go list -deps ./agent/cmd/weft-agent` for new heavy packages (templates, protobuf reflection, client_golang); docs/benchmarks.md, \"Binary size\"", st.Size(), agentSizeGoal)
 	}
 
 	out := run(t, dir, nil, qemu, agent, "version")
