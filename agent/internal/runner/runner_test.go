@@ -317,6 +317,20 @@ func TestEndToEndStartsWhileBrokerDown(t *testing.T) {
 	})
 	h := a.Health()
 	stop()
+	// Batches the broker queued for the listener's session while it was
+	// reconnecting arrive through its inflight window, after live QoS 0
+	// health messages: wait for every batch acknowledged so far.
+	waitUntil(t, "every acknowledged batch at the listener", 10*time.Second, func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		var top uint64
+		for seq := range rcv.seen {
+			top = max(top, seq)
+		}
+		// A batch acknowledged twice (resent after a lost PUBACK) counts
+		// twice in PublishedBatch: the highest sequence also tells.
+		return uint64(len(rcv.seen)) >= h.Forwarder.PublishedBatch || top >= h.Spool.LastSeq-uint64(h.Spool.Batches)
+	})
 
 	per := rcv.check(t)
 	if len(per) != devices {
