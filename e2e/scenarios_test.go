@@ -234,13 +234,18 @@ func outage(t *testing.T, h *Harness, cfg Config, name, chart string, down time.
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("backlog at its peak: %.0f samples (%.1f s of collection)", peak, peak/cfg.Rate()),
 		fmt.Sprintf("agent reconnected %s after the fault ended (its backoff); live again after %s", reconnect.Round(100*time.Millisecond), drain.Round(100*time.Millisecond)))
+	if drain > reconnect {
+		e2e := peak / (drain - reconnect).Seconds()
+		r.Notes = append(r.Notes, fmt.Sprintf("end to end (reconnect → InfluxDB live again): ≈ %.0f samples/s = %.1f × the collection rate; stored at most %.0f samples/s (1 s mean)",
+			e2e, e2e/cfg.Rate(), peakStored(h.Monitor.Samples(up, to))))
+	}
 	if ok {
 		rate := peak / max(drained, monitorPeriod).Seconds()
 		if drained < monitorPeriod {
-			r.Notes = append(r.Notes, fmt.Sprintf("backlog drained within one monitor period (%s) of the reconnect: ≥ %.0f samples/s = ≥ %.0f × the collection rate",
+			r.Notes = append(r.Notes, fmt.Sprintf("agent spool → broker: backlog drained within one monitor period (%s) of the reconnect: ≥ %.0f samples/s = ≥ %.0f × the collection rate",
 				monitorPeriod, rate, rate/cfg.Rate()))
 		} else {
-			r.Notes = append(r.Notes, fmt.Sprintf("backlog drained in %s once connected: ≈ %.0f samples/s = %.0f × the collection rate (resolution %s)",
+			r.Notes = append(r.Notes, fmt.Sprintf("agent spool → broker: backlog drained in %s once connected: ≈ %.0f samples/s = %.0f × the collection rate (resolution %s)",
 				drained.Round(10*time.Millisecond), rate, rate/cfg.Rate(), monitorPeriod))
 		}
 	}
@@ -634,4 +639,22 @@ func TestMemory(t *testing.T) {
 			t.Errorf("%s RSS grew: middle third peak %.1f MiB, last third %.1f MiB", x.name, mib(x.mid.Peak), mib(x.last.Peak))
 		}
 	}
+}
+
+// peakStored is the highest one-second rate of points InfluxDB accepted,
+// from the gateway's weft_gateway_points_written_total.
+func peakStored(samples []Sample) float64 {
+	var best float64
+	for i, s := range samples {
+		for j := i - 1; j >= 0; j-- {
+			p := samples[j]
+			if s.At.Sub(p.At) >= time.Second {
+				if s.GatewayWritten >= p.GatewayWritten && p.GatewayWritten >= 0 {
+					best = max(best, (s.GatewayWritten-p.GatewayWritten)/s.At.Sub(p.At).Seconds())
+				}
+				break
+			}
+		}
+	}
+	return best
 }
