@@ -3,6 +3,7 @@ package opcua
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -356,6 +357,57 @@ func TestQuietSubscription(t *testing.T) {
 	}
 	if n := c.count("pi"); n != 1 {
 		t.Errorf("got %d samples of a constant, want the initial one", n)
+	}
+}
+
+// TestManyItems subscribes 2,500 changing items: the driver spreads them
+// over three subscriptions (one request to create each, one to add its
+// items), and every item's values arrive. In one subscription they would not:
+// gopcua's server sends a 2,500-item answer (about 75 KB) as one chunk, which
+// its client refuses.
+func TestManyItems(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2,500 items: long")
+	}
+	const n = 2500
+	s := startSim(t, sim.Options{Bulk: n, UpdateInterval: 100 * time.Millisecond})
+	points := make([]Point, n)
+	for i := range points {
+		points[i] = Point{Name: fmt.Sprintf("v%d", i), PointConfig: PointConfig{Node: fmt.Sprintf("ns=1;s=Bulk.V%05d", i)}}
+	}
+	d := newDriver(t, DeviceConfig{Endpoint: s.Endpoint(), PublishingInterval: 100 * time.Millisecond, Timeout: 5 * time.Second}, points)
+	ctx := ctxT(t, 60*time.Second)
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := d.Requests()
+	var c collector
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Subscribe(sctx, c.emit) }()
+	waitFor(t, 30*time.Second, "two values of every item", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		seen := make(map[string]int, n)
+		for _, smp := range c.s {
+			seen[smp.Point]++
+		}
+		if len(seen) < n {
+			return false
+		}
+		for _, k := range seen {
+			if k < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("Subscribe = %v", err)
+	}
+	if got := d.Requests() - before; got != 6 {
+		t.Errorf("%d requests to subscribe 2,500 items, want 6 (3 CreateSubscription, 3 CreateMonitoredItems)", got)
 	}
 }
 

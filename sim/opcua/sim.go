@@ -4,7 +4,14 @@
 // optional security-enabled endpoint with username login.
 //
 // Tests use Start, Stop and Restart (same port, same certificate) to prove that
-// a client recovers from a server restart; weft-sim uses Serve.
+// a client recovers from a server restart, and StallPublishing to prove that
+// it notices a server that stops publishing; weft-sim uses Serve.
+//
+// gopcua's server listens on a private loopback port behind the simulator's
+// own socket (see front), which closes client connections on Stop as a
+// rebooting PLC does. Monitored items are notified by this package (see
+// notify), not by gopcua's ChangeNotification, which can block the server
+// for good when busy subscriptions end.
 //
 // What gopcua's server (v0.8.0) cannot do, and this simulator therefore does
 // not pretend to: secure channels (Sign, SignAndEncrypt: the server never
@@ -13,7 +20,10 @@
 // them); monitored-item filters (deadband, data-change trigger) and
 // queue sizes are accepted and ignored (every change is published);
 // TranslateBrowsePathsToNodeIDs, BrowseNext, TransferSubscriptions and
-// Republish answer BadServiceUnsupported; sessions never time out. Username
+// Republish answer BadServiceUnsupported; sessions never time out; every
+// answer goes out as one chunk, so one above the client's receive buffer
+// (64 KiB for gopcua's client: a Read of about 2,500 nodes) drops the
+// connection; subscription ids are reused (len+1). Username
 // and certificate logins are checked by this package (gopcua accepts any
 // identity), but the client's session signature is not verified.
 package opcua
