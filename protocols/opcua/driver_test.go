@@ -350,7 +350,7 @@ func TestQuietSubscription(t *testing.T) {
 		t.Fatal(err)
 	}
 	var c collector
-	sctx, stop := context.WithTimeout(ctx, 7*time.Second) // more than two silence limits (3 s)
+	sctx, stop := context.WithTimeout(ctx, 4500*time.Millisecond) // past the silence limit (3 s)
 	defer stop()
 	if err := d.Subscribe(sctx, c.emit); err != nil {
 		t.Fatalf("a quiet subscription was reported lost: %v", err)
