@@ -337,6 +337,48 @@ func TestStalledSubscription(t *testing.T) {
 	}
 }
 
+// TestNetworkCut cuts the network under a live subscription without either
+// side being told (the simulator drops every byte, connections stay open):
+// the driver must call the connection lost, keep failing to connect while
+// the cut lasts, and get values again once the network is back.
+func TestNetworkCut(t *testing.T) {
+	s := startSim(t, sim.Options{UpdateInterval: 50 * time.Millisecond})
+	d := newDriver(t, DeviceConfig{Endpoint: s.Endpoint(), PublishingInterval: 50 * time.Millisecond, Timeout: time.Second}, []Point{
+		{Name: "counter", PointConfig: PointConfig{Node: "ns=1;s=Types.Counter"}},
+	})
+	ctx := ctxT(t, 60*time.Second)
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var c collector
+	lctx, stop := context.WithCancel(ctx)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); agentLoop(lctx, d, c.emit, errs) }()
+	defer func() { stop(); wg.Wait() }()
+
+	n := c.count("counter")
+	waitFor(t, 10*time.Second, "values before the cut", func() bool { return c.count("counter") >= n+3 })
+	s.CutNetwork(true)
+	waitFor(t, 15*time.Second, "the driver to call the connection lost", func() bool { return !d.Stats().Connected })
+	time.Sleep(3 * time.Second) // reconnects fail while the cut lasts
+	if st := d.Stats(); st.Connected || st.Reconnects != 0 {
+		t.Errorf("during the cut: %+v, want not connected and no reconnect", st)
+	}
+	s.CutNetwork(false)
+	after := c.count("counter")
+	waitFor(t, 20*time.Second, "values after the network came back", func() bool { return c.count("counter") >= after+3 })
+	if st := d.Stats(); st.Reconnects != 1 || st.LastGap < 3*time.Second {
+		t.Errorf("after the cut: %+v, want one reconnect and a gap of at least the 3 s cut", st)
+	}
+	select {
+	case err := <-errs:
+		t.Fatalf("Subscribe failed without ErrNotConnected: %v", err)
+	default:
+	}
+}
+
 // TestQuietSubscription subscribes to a value that never changes: the server
 // sends only keep-alives, and the driver must take them as signs of life,
 // not report a stall.

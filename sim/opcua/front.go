@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // front is the simulator's listening socket, with gopcua's server on a
@@ -19,17 +20,21 @@ type front struct {
 	target string // gopcua's private address
 	log    *slog.Logger
 
+	// cut drops every byte in both directions while set, and keeps the
+	// connections open: a network cut that neither side is told of.
+	cut *atomic.Bool
+
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 }
 
-func listenFront(addr, target string, log *slog.Logger) (*front, error) {
+func listenFront(addr, target string, cut *atomic.Bool, log *slog.Logger) (*front, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	f := &front{l: l, target: target, log: log, conns: map[net.Conn]struct{}{}}
+	f := &front{l: l, target: target, cut: cut, log: log, conns: map[net.Conn]struct{}{}}
 	f.wg.Add(1)
 	go f.accept()
 	return f, nil
@@ -63,12 +68,29 @@ func (f *front) serve(c net.Conn) {
 	}
 	defer f.untrack(c, b)
 	done := make(chan struct{}, 2)
-	go func() { io.Copy(b, c); done <- struct{}{} }()
-	go func() { io.Copy(c, b); done <- struct{}{} }()
+	go func() { f.copy(b, c); done <- struct{}{} }()
+	go func() { f.copy(c, b); done <- struct{}{} }()
 	<-done
 	c.Close()
 	b.Close()
 	<-done
+}
+
+// copy forwards src to dst until either fails, dropping what arrives while
+// the network is cut.
+func (f *front) copy(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !f.cut.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // track records a connection pair; false when the front is closed.

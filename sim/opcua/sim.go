@@ -111,6 +111,8 @@ type Server struct {
 	front  *front
 	// stalled makes the server swallow Publish requests (StallPublishing).
 	stalled atomic.Bool
+	// cut makes the front drop every byte (CutNetwork).
+	cut atomic.Bool
 }
 
 // Start builds the address space and starts listening.
@@ -219,6 +221,13 @@ func (s *Server) Dropped() uint64 { return s.model.dropped.Load() }
 // stalled are never answered.
 func (s *Server) StallPublishing(stall bool) { s.stalled.Store(stall) }
 
+// CutNetwork drops every byte between clients and the server (true) while
+// the TCP connections stay open, new ones included, or forwards them again
+// (false): a network cut neither side is told of, as when a switch or a 4G
+// link dies. Bytes dropped during the cut are gone, so a connection that
+// lived through it is usually broken afterwards; new ones work.
+func (s *Server) CutNetwork(cut bool) { s.cut.Store(cut) }
+
 func (s *Server) stopLocked() {
 	if s.srv == nil {
 		return
@@ -306,7 +315,7 @@ func (s *Server) listen() error {
 	if len(s.opts.Users) > 0 {
 		offerEncryptedPasswordOnNone(srv)
 	}
-	f, err := listenFront(s.Addr(), net.JoinHostPort("127.0.0.1", strconv.Itoa(private)), s.log)
+	f, err := listenFront(s.Addr(), net.JoinHostPort("127.0.0.1", strconv.Itoa(private)), &s.cut, s.log)
 	if err != nil {
 		srv.Close()
 		cancel()
