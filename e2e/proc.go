@@ -113,17 +113,6 @@ func (p *Process) signal(sig syscall.Signal, grace time.Duration) {
 	}
 }
 
-// ExitCode is the last run's exit status once it has ended (-1 for a
-// signal), and false while it runs.
-func (p *Process) ExitCode() (int, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd != nil || p.exited == nil {
-		return 0, false
-	}
-	return -1, true
-}
-
 // CPU is the user+system time of every run so far, the current one
 // included (read from /proc).
 func (p *Process) CPU() time.Duration {
