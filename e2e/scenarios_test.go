@@ -581,10 +581,12 @@ func TestFaultyDevices(t *testing.T) {
 	r.Print(t)
 	expectClean(t, r)
 	// A faulty device that held up the others would cost them whole
-	// timeouts (1 s, 3 s) per poll: far more than 10 %. A busy 2-core box
-	// alone costs a few percent (overruns are reported, not judged).
-	if slowest < 0.90*want-1 {
-		t.Errorf("healthy device %s polled %.0f times in %s, want at least 90%% of %.0f", slowestDev, slowest, elapsed, want)
+	// timeouts (1 s against a 500 ms interval) per poll: half their
+	// polls or more. A busy 2-core box alone (make test runs two
+	// packages at once) costs up to about 10 % (overruns are reported,
+	// not judged), so the bar is 80 %.
+	if slowest < 0.80*want-1 {
+		t.Errorf("healthy device %s polled %.0f times in %s, want at least 80%% of %.0f", slowestDev, slowest, elapsed, want)
 	}
 	for _, f := range cfg.Faulty[:3] {
 		if st := deviceState(m, f.Name); st == "ok" {
