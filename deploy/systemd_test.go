@@ -117,6 +117,12 @@ func TestUnitHardening(t *testing.T) {
 	if g := keys["SupplementaryGroups"]; len(g) != 1 || g[0] != "dialout" {
 		t.Errorf("weft-agent.service: SupplementaryGroups=%v; want dialout, for the serial ports", g)
 	}
+	// weft-agent run speaks sd_notify (agent/internal/runner/watchdog.go).
+	for k, v := range map[string]string{"Type": "notify", "NotifyAccess": "main", "WatchdogSec": "30s"} {
+		if got := keys[k]; len(got) == 0 || got[len(got)-1] != v {
+			t.Errorf("weft-agent.service: %s=%v; want %s", k, got, v)
+		}
+	}
 }
 
 // unitKeys reads a unit file's Key=Value lines (all sections), keeping

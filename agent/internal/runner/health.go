@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/weftiot/weft/internal/sdnotify"
 	"github.com/weftiot/weft/internal/version"
 	"github.com/weftiot/weft/wire"
 )
@@ -67,27 +68,45 @@ func (a *Agent) Health() wire.Health {
 	}
 }
 
-// healthLoop publishes health every agent.health_interval.
+// healthLoop publishes health every agent.health_interval and, when systemd
+// asks for a watchdog (WatchdogSec=), pings it at half that interval: the
+// pings come from this loop, after it has built a health message, so that
+// they prove the agent still works rather than that a timer still fires.
 func (a *Agent) healthLoop(ctx context.Context) {
+	var ping <-chan time.Time
+	if wd := sdnotify.WatchdogInterval(); wd > 0 {
+		t := time.NewTicker(wd / 2)
+		defer t.Stop()
+		ping = t.C
+	}
+	every := a.healthInterval()
+	t := time.NewTimer(every)
+	defer t.Stop()
 	for {
-		a.mu.Lock()
-		every := a.cfg.Agent.HealthInterval
-		a.mu.Unlock()
-		if every <= 0 {
-			every = 10 * time.Second
-		}
-		t := time.NewTimer(every)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
+		case <-ping:
+			a.watchdog()
 		case <-a.healthSet: // a new config may have a new interval
-			t.Stop()
-			continue
+			every = a.healthInterval()
+			t.Reset(every)
 		case <-t.C:
+			a.publishHealth()
+			t.Reset(every)
 		}
-		a.publishHealth()
 	}
+}
+
+// healthInterval is agent.health_interval (default 10s).
+func (a *Agent) healthInterval() time.Duration {
+	a.mu.Lock()
+	every := a.cfg.Agent.HealthInterval
+	a.mu.Unlock()
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	return every
 }
 
 // publishHealth sends the health message now, if the broker is reachable.

@@ -156,6 +156,7 @@ func Run(ctx context.Context, opts Options) error {
 			defer srv.Close()
 		}
 	}
+	a.notifyReady()
 	if opts.Started != nil {
 		opts.Started(a)
 	}
@@ -170,6 +171,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	log.Info("agent stopping: sources first, then the pipeline, the forwarder, the spool")
+	a.notifyStopping()
 	stopLoops()
 	wg.Wait()
 	a.mu.Lock()
