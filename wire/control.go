@@ -8,7 +8,9 @@ import (
 // Size limits of the control messages. A decoder rejects a larger message with
 // an error wrapping ErrTooLarge.
 const (
-	MaxStatusBytes  = 64 << 10
+	MaxStatusBytes = 4 << 20 // the points of 10,000 tags take about 0.6 MiB
+	// MaxUnitBytes is the longest unit or data type of a point in a status.
+	MaxUnitBytes    = 64
 	MaxHealthBytes  = 4 << 20 // thousands of devices
 	MaxCommandBytes = 4 << 20 // a config command carries a whole config file
 	MaxReplyBytes   = 8 << 20 // a status reply carries a Health
@@ -30,6 +32,39 @@ func DecodeStatus(data []byte, s *Status) error {
 	}
 	if s.State != Online && s.State != Offline {
 		return malformedf("status", "state %q; want %q or %q", s.State, Online, Offline)
+	}
+	return checkPoints(s.Points)
+}
+
+// checkPoints checks the point descriptions of a status: names as in data
+// messages, units and types short.
+func checkPoints(devs []DevicePoints) error {
+	for i, d := range devs {
+		if err := checkName(d.Device); err != nil {
+			return malformedf("status", "points[%d].device: %v", i, err)
+		}
+		for j, p := range d.Points {
+			if err := checkName(p.Name); err != nil {
+				return malformedf("status", "points[%d] %q: points[%d].name: %v", i, d.Device, j, err)
+			}
+			if len(p.Unit) > MaxUnitBytes {
+				return malformedf("status", "points[%d] %q: point %q: unit is %d bytes, the limit is %d", i, d.Device, p.Name, len(p.Unit), MaxUnitBytes)
+			}
+			if len(p.Type) > MaxUnitBytes {
+				return malformedf("status", "points[%d] %q: point %q: type is %d bytes, the limit is %d", i, d.Device, p.Name, len(p.Type), MaxUnitBytes)
+			}
+		}
+	}
+	return nil
+}
+
+// checkName checks a device or point name the way data messages do.
+func checkName(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("must not be empty")
+	case len(s) > MaxNameBytes:
+		return fmt.Errorf("%d bytes, the limit is %d", len(s), MaxNameBytes)
 	}
 	return nil
 }

@@ -54,6 +54,8 @@ func FuzzDecodeBatch(f *testing.F) {
 // may panic, and what one accepts must marshal and decode again.
 func FuzzDecodeControl(f *testing.F) {
 	f.Add([]byte(`{"v":1,"agent":"gw","site":"s","state":"online","ts":1}`))
+	f.Add([]byte(`{"v":1,"agent":"gw","site":"s","state":"online","ts":1,"points":[{"device":"d","protocol":"modbus","points":[{"name":"t","unit":"°C","type":"int16"},{"name":""}]}]}`))
+	f.Add([]byte(`{"v":1,"agent":"gw","site":"s","state":"offline","points":[{"device":"d","points":null,"x":{}}]}`))
 	f.Add([]byte(`{"v":1,"agent":"gw","site":"s","devices":[{"id":"d","state":"ok"}],"spool":{"batches":1}}`))
 	f.Add([]byte(`{"v":1,"id":"c1","name":"config","config":"agent: {}"}`))
 	f.Add([]byte(`{"v":1,"id":"c1","ok":false,"errors":["x"],"health":{"agent":"a","site":"s"}}`))

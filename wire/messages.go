@@ -12,7 +12,28 @@ type Status struct {
 	ConfigHash string   `json:"config_hash,omitempty"`
 	Started    int64    `json:"started,omitempty"` // ms since epoch
 	Devices    []string `json:"devices,omitempty"`
-	TS         int64    `json:"ts"` // ms since epoch
+	// Points describes the configured points of each device (unit, data
+	// type), so the gateway can show a value with its unit. Only the online
+	// status carries it: the will and the offline status leave it out (an
+	// MQTT will is at most 64 KiB), and a receiver keeps what the last
+	// online status said. Absent from agents older than this key.
+	Points []DevicePoints `json:"points,omitempty"`
+	TS     int64          `json:"ts"` // ms since epoch
+}
+
+// DevicePoints is what the agent's config says about one device's points.
+type DevicePoints struct {
+	Device   string      `json:"device"`
+	Protocol string      `json:"protocol,omitempty"` // modbus, opcua
+	Points   []PointInfo `json:"points"`
+}
+
+// PointInfo is one configured point: its name, the unit of its (scaled)
+// value and its data type on the device, each omitted when not configured.
+type PointInfo struct {
+	Name string `json:"name"`
+	Unit string `json:"unit,omitempty"` // as written in the config: "°C", "m³/h", "rpm"
+	Type string `json:"type,omitempty"` // the protocol's data type: Modbus "float32", …
 }
 
 // Agent states carried by Status.State.
