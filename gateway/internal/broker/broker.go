@@ -79,7 +79,8 @@ func Start(o Options) (*Broker, error) {
 	}
 	if o.DataDir != "" {
 		path := filepath.Join(o.DataDir, "broker.db")
-		if err := srv.AddHook(new(bolt.Hook), &bolt.Options{Path: path,
+		// store, not bolt.Hook itself: see store.go for what it repairs.
+		if err := srv.AddHook(&store{Hook: new(bolt.Hook), log: log}, &bolt.Options{Path: path,
 			Options: &bbolt.Options{Timeout: 2e9}}); err != nil {
 			return nil, fmt.Errorf("embedded broker: open %s: %w", path, err)
 		}
