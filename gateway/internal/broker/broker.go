@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -56,6 +57,9 @@ type Broker struct {
 	addr   string
 	secret string
 	acl    *aclHook
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start starts the broker and returns when it listens.
@@ -108,8 +112,11 @@ func (b *Broker) Credentials() (user, password string) { return GatewayUser, b.s
 // Denied counts publications and subscriptions the ACL refused.
 func (b *Broker) Denied() uint64 { return b.acl.denied.Load() }
 
-// Close stops the broker.
-func (b *Broker) Close() error { return b.srv.Close() }
+// Close stops the broker; a second Close does nothing (mochi's panics).
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() { b.closeErr = b.srv.Close() })
+	return b.closeErr
+}
 
 // quietHandler passes mochi's errors only, without the one its bolt hook
 // logs on every first start (no stored $SYS info yet).
