@@ -55,12 +55,6 @@ for f in gateway.yaml agent-dyehouse.yaml agent-weaving.yaml; do
 		"$DEMO/$f" >"$WEFT_DEMO_DIR/$f"
 done
 CONF=$WEFT_DEMO_DIR
-# Workaround: the embedded broker's saved sessions from the last run make it
-# reset the gateway's own connection on every reconnect (an in-flight message
-# saved with packet id 0 for the gateway's session; reported to the gateway's
-# owner). The demo starts its broker afresh; agents and alerts are kept in
-# gateway.db, and the agents publish their status again when they connect.
-rm -f "$WEFT_DEMO_DIR/gateway/broker.db"
 # Tokens: made once and kept, so a browser that logged in stays logged in.
 if [ ! -s "$WEFT_DEMO_DIR/tokens" ]; then
 	( umask 077
