@@ -54,7 +54,7 @@ type Driver struct {
 	points  []Point
 	spans   []span
 	codecs  []codec
-	byName  map[string]int
+	byName  map[string]int // point index by name; only with writes (Write)
 
 	pool     *Pool
 	link     *link
@@ -103,7 +103,8 @@ func newDriver(p *Pool, device string, cfg DeviceConfig, points []Point, t Targe
 		unit: DefaultUnit, timeout: cfg.Timeout, retries: DefaultRetries,
 		lim:    limits{maxRegs: cfg.MaxRegistersPerRequest, maxBits: cfg.MaxBitsPerRequest, maxGap: DefaultMaxGap},
 		points: points,
-		byName: make(map[string]int, len(points)),
+		spans:  make([]span, 0, len(points)),
+		codecs: make([]codec, 0, len(points)),
 	}
 	if cfg.Unit != nil {
 		if *cfg.Unit < 0 || *cfg.Unit > 255 {
@@ -141,13 +142,12 @@ func newDriver(p *Pool, device string, cfg DeviceConfig, points []Point, t Targe
 		h.SlaveId = d.unit
 		d.packager = h
 	}
-	names := make([]string, len(points))
+	byName := make(map[string]int, len(points))
 	for i, pt := range points {
-		names[i] = pt.Name
-		if _, dup := d.byName[pt.Name]; dup {
+		if _, dup := byName[pt.Name]; dup {
 			return nil, fmt.Errorf("device %q: point %q is defined twice", device, pt.Name)
 		}
-		d.byName[pt.Name] = i
+		byName[pt.Name] = i
 		tb, ok := parseTable(pt.Table)
 		if !ok {
 			return nil, fmt.Errorf("device %q point %q: table %q: want coil, discrete, input or holding", device, pt.Name, pt.Table)
@@ -183,6 +183,11 @@ func newDriver(p *Pool, device string, cfg DeviceConfig, points []Point, t Targe
 		d.codecs = append(d.codecs, c)
 	}
 	d.plan = planRequests(d.spans, d.lim)
+	if cfg.Writes {
+		// Only Write looks points up by name: a device that is only read
+		// does not keep the map (about 40 bytes a point).
+		d.byName = byName
+	}
 	return d, nil
 }
 

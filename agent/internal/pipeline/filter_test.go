@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -187,5 +188,63 @@ func TestFilterUnknownPointPasses(t *testing.T) {
 		if !f.Apply(&s) {
 			t.Fatalf("sample %d of a point without a rule was held back", i)
 		}
+	}
+}
+
+// A point without scale, offset or deadband is reported on every poll,
+// unchanged; the filter keeps no state for it (memory: an agent with 10,000
+// such points kept 3 MB of state for nothing).
+func TestFilterKeepsNoStateForPlainPoints(t *testing.T) {
+	f := NewFilter(map[string]Rule{
+		"plain":  {Heartbeat: 5 * time.Second},
+		"one":    {Scale: f64(1)},
+		"scaled": {Scale: f64(0.1)},
+		"offset": {Offset: 1},
+		"db":     {Deadband: f64(1)},
+		"dbpct":  {DeadbandPercent: f64(1)},
+	})
+	for _, name := range []string{"plain", "one"} {
+		if _, ok := f.points[name]; ok {
+			t.Errorf("point %q: state kept for a rule that changes nothing", name)
+		}
+	}
+	for _, name := range []string{"scaled", "offset", "db", "dbpct"} {
+		if _, ok := f.points[name]; !ok {
+			t.Errorf("point %q: no state for a rule that scales or filters", name)
+		}
+	}
+	for i := range 3 {
+		for _, name := range []string{"plain", "one"} {
+			s := wire.Sample{Point: name, Value: wire.IntValue(7), TS: int64(i)}
+			if !f.Apply(&s) {
+				t.Fatalf("%s: unchanged sample %d held back; a point without deadband is reported on every poll", name, i)
+			}
+			if s.Value != wire.IntValue(7) {
+				t.Fatalf("%s: value became %v; want it unchanged", name, s.Value)
+			}
+		}
+	}
+	if f.Passed() != 6 || f.Suppressed() != 0 {
+		t.Errorf("passed %d, suppressed %d; want 6 and 0", f.Passed(), f.Suppressed())
+	}
+}
+
+// BenchmarkNewFilter reports the memory a device's filter keeps for 1,000
+// points (B/op), plain (every poll reported) and with a deadband.
+func BenchmarkNewFilter(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		rule Rule
+	}{{"plain", Rule{}}, {"deadband", Rule{Deadband: f64(0.5)}}} {
+		rules := map[string]Rule{}
+		for i := range 1000 {
+			rules[fmt.Sprintf("r%04d", i)] = bc.rule
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				NewFilter(rules)
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +94,9 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 10 * time.Second
 	}
+	if os.Getenv(ProfileDirEnv) != "" {
+		runtime.MemProfileRate = profileRate
+	}
 	raw, err := os.ReadFile(opts.ConfigPath)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -148,6 +152,10 @@ func Run(ctx context.Context, opts Options) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); a.healthLoop(loops) }()
 	go func() { defer wg.Done(); a.commandLoop(loops) }()
+	if dir := os.Getenv(ProfileDirEnv); dir != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); profileOnSignal(loops, dir, log) }()
+	}
 	if cfg.Metrics.Listen != "" {
 		srv, err := a.serveHTTP(cfg.Metrics.Listen)
 		if err != nil {
@@ -272,6 +280,7 @@ func (a *Agent) status() wire.Status {
 		ConfigHash: a.hash,
 		Started:    a.started.UnixMilli(),
 		Devices:    a.coll.devices,
+		Points:     a.coll.points,
 		TS:         time.Now().UnixMilli(),
 	}
 }
