@@ -255,13 +255,19 @@ func (d *Driver) Poll(ctx context.Context, emit protocols.Emit) error {
 	var (
 		answered bool
 		firstErr error
-		newPlan  []request
-		split    bool
+		newPlan  []request // made only when a request is split
 	)
 	for i, r := range plan {
-		kept, ok, err := d.pollRequest(ctx, r, emit)
-		newPlan = append(newPlan, kept...)
-		split = split || len(kept) != 1
+		split, ok, err := d.pollRequest(ctx, r, emit)
+		if newPlan == nil && split != nil {
+			newPlan = append(make([]request, 0, len(plan)+len(split)), plan[:i]...)
+		}
+		switch {
+		case split != nil:
+			newPlan = append(newPlan, split...)
+		case newPlan != nil:
+			newPlan = append(newPlan, r)
+		}
 		answered = answered || ok
 		if err != nil && firstErr == nil {
 			firstErr = err
@@ -280,7 +286,7 @@ func (d *Driver) Poll(ctx context.Context, emit protocols.Emit) error {
 			return err
 		}
 	}
-	if split {
+	if newPlan != nil {
 		d.mu.Lock()
 		d.plan = newPlan
 		d.mu.Unlock()
@@ -293,14 +299,15 @@ func (d *Driver) Poll(ctx context.Context, emit protocols.Emit) error {
 }
 
 // pollRequest reads one request, emits its points, and returns the requests
-// that replace it in the plan: itself, or the halves it was split into after
-// exception 2 or 3 (split again as deep as needed, within this poll).
-func (d *Driver) pollRequest(ctx context.Context, r request, emit protocols.Emit) (kept []request, answered bool, err error) {
+// that replace it in the plan: nil when it stays as it is (the usual case,
+// which allocates nothing), or the parts it was split into after exception
+// 2 or 3 (split again as deep as needed, within this poll).
+func (d *Driver) pollRequest(ctx context.Context, r request, emit protocols.Emit) (split []request, answered bool, err error) {
 	data, err := d.read(ctx, r)
 	ts := time.Now().UnixMilli()
 	if err == nil {
 		d.emitData(r, data, ts, emit)
-		return []request{r}, true, nil
+		return nil, true, nil
 	}
 	var ex *ExceptionError
 	if errors.As(err, &ex) && (ex.Code == 2 || ex.Code == 3) && len(r.points) > 1 {
@@ -309,11 +316,13 @@ func (d *Driver) pollRequest(ctx context.Context, r request, emit protocols.Emit
 		d.mu.Unlock()
 		a, b := splitRequest(d.spans, r)
 		ka, oka, erra := d.pollRequest(ctx, a, emit)
+		ka = orItself(ka, a)
 		if erra != nil && (errors.Is(erra, protocols.ErrNotConnected) || errors.Is(erra, ErrTimeout) || ctx.Err() != nil) {
 			d.emitBad(b, 0, ts, emit)
 			return append(ka, b), oka, erra
 		}
 		kb, okb, errb := d.pollRequest(ctx, b, emit)
+		kb = orItself(kb, b)
 		if erra == nil {
 			erra = errb
 		}
@@ -327,7 +336,15 @@ func (d *Driver) pollRequest(ctx context.Context, r request, emit protocols.Emit
 		code = uint32(ex.Code)
 	}
 	d.emitBad(r, code, ts, emit)
-	return []request{r}, false, err
+	return nil, false, err
+}
+
+// orItself is what pollRequest's answer for r means: split, or r alone.
+func orItself(split []request, r request) []request {
+	if split == nil {
+		return []request{r}
+	}
+	return split
 }
 
 func (d *Driver) emitBad(r request, code uint32, ts int64, emit protocols.Emit) {
