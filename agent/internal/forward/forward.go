@@ -260,15 +260,22 @@ func (f *Forwarder) Run(ctx context.Context) error {
 
 func (f *Forwarder) goOffline(c mqtt.Client) {
 	if f.opts.Online != nil {
-		st := f.opts.Online()
-		st.State = wire.Offline
-		st.TS = time.Now().UnixMilli()
-		if b, err := jsonMarshal(st); err == nil {
+		if b, err := jsonMarshal(offline(f.opts.Online())); err == nil {
 			tok := c.Publish(f.opts.StatusTopic, 1, true, b)
 			tok.WaitTimeout(2 * time.Second)
 		}
 	}
 	c.Disconnect(500)
+}
+
+// offline turns the online status into the offline one, for the will and
+// the goodbye. It leaves the point descriptions out: an MQTT will is at most
+// 64 KiB, and the gateway keeps the points of the last online status.
+func offline(st wire.Status) wire.Status {
+	st.State = wire.Offline
+	st.Points = nil
+	st.TS = time.Now().UnixMilli()
+	return st
 }
 
 // connect makes one paho client and connects it once.
@@ -299,9 +306,7 @@ func (f *Forwarder) connect(ctx context.Context) (mqtt.Client, <-chan error, err
 		o.SetTLSConfig(f.opts.TLS)
 	}
 	if f.opts.Online != nil {
-		st := f.opts.Online()
-		st.State = wire.Offline
-		if b, err := jsonMarshal(st); err == nil {
+		if b, err := jsonMarshal(offline(f.opts.Online())); err == nil {
 			o.SetBinaryWill(f.opts.StatusTopic, b, 1, true)
 		}
 	}

@@ -24,6 +24,7 @@ type collection struct {
 	filters []*pipeline.Filter
 	broken  []wire.DeviceHealth // devices whose driver could not be made
 	devices []string
+	points  []wire.DevicePoints // for the retained status
 }
 
 // Driver is one configured device's driver, ready to connect.
@@ -119,6 +120,7 @@ func startCollection(ctx context.Context, cfg *config.Agent, app pipeline.Append
 			c.devices = append(c.devices, d.ID)
 		}
 	}
+	c.points = StatusPoints(cfg)
 	copts.Logger = logger.With("component", "collect")
 	c.coll = collect.Start(ctx, devs, copts)
 	return c
@@ -142,4 +144,27 @@ func (c *collection) suppressed() uint64 {
 		n += f.Suppressed()
 	}
 	return n
+}
+
+// StatusPoints describes every point of every enabled device of cfg for the
+// retained status: its unit and its data type on the device, so the gateway
+// can show a value with its unit.
+func StatusPoints(cfg *config.Agent) []wire.DevicePoints {
+	var out []wire.DevicePoints
+	for _, d := range cfg.Devices {
+		if d.Disabled {
+			continue
+		}
+		dp := wire.DevicePoints{Device: d.ID, Protocol: d.Protocol, Points: make([]wire.PointInfo, len(d.Points))}
+		for i, p := range d.Points {
+			dp.Points[i] = wire.PointInfo{Name: p.Name, Unit: p.Unit}
+			if d.Protocol == "modbus" {
+				mc := p.Modbus
+				mc.SetDefaults() // a coil's type is bool without saying so
+				dp.Points[i].Type = mc.Type
+			}
+		}
+		out = append(out, dp)
+	}
+	return out
 }

@@ -280,6 +280,7 @@ func (a *Agent) status() wire.Status {
 		ConfigHash: a.hash,
 		Started:    a.started.UnixMilli(),
 		Devices:    a.coll.devices,
+		Points:     a.coll.points,
 		TS:         time.Now().UnixMilli(),
 	}
 }
