@@ -135,6 +135,10 @@ type Latest struct {
 	Quality string `json:"quality"`
 	Code    uint32 `json:"code,omitempty"`
 	TS      int64  `json:"ts"`
+	// Unit and Type come from the agent's last online status (its config):
+	// empty when the point has none or the agent does not say.
+	Unit string `json:"unit,omitempty"`
+	Type string `json:"type,omitempty"`
 }
 
 // agent is the registry's record of one agent.
@@ -143,6 +147,10 @@ type agent struct {
 	SeqState seqState `json:"seq_state"`
 	// latest[device][point]; in memory only.
 	latest map[string]map[string]*wire.Sample
+	// points[device][point] from the last status that described them; in
+	// memory only: the status is retained, so a restarted gateway gets it
+	// again from the broker.
+	points map[string]map[string]wire.PointInfo
 	// rate bookkeeping
 	rateSamples uint64
 	rateAt      time.Time
@@ -311,6 +319,20 @@ func (r *Registry) Status(s *wire.Status) {
 	}
 	if s.Devices != nil {
 		a.DeviceNames = append([]string(nil), s.Devices...)
+	}
+	if s.Points != nil {
+		// A status without points (a will, an older agent) keeps the last.
+		a.points = make(map[string]map[string]wire.PointInfo, len(s.Points))
+		for _, d := range s.Points {
+			pts := a.points[d.Device]
+			if pts == nil {
+				pts = make(map[string]wire.PointInfo, len(d.Points))
+				a.points[d.Device] = pts
+			}
+			for _, p := range d.Points {
+				pts[p.Name] = p
+			}
+		}
 	}
 	r.evaluate(a, now)
 }
@@ -513,8 +535,9 @@ func (r *Registry) Get(site, id string) (Agent, []Latest, bool) {
 	var latest []Latest
 	for _, pts := range a.latest {
 		for _, s := range pts {
+			p := a.points[s.Device][s.Point]
 			latest = append(latest, Latest{Device: s.Device, Point: s.Point, Value: ValueOf(s.Value),
-				Quality: s.Quality.String(), Code: s.Code, TS: s.TS})
+				Quality: s.Quality.String(), Code: s.Code, TS: s.TS, Unit: p.Unit, Type: p.Type})
 		}
 	}
 	sort.Slice(latest, func(i, j int) bool {
