@@ -343,8 +343,14 @@ func (h *Host) onMessage(topic string, payload []byte) {
 			h.mu.Lock()
 			h.lastSeen[nodeKey(t.Group, t.EdgeNode)] = now
 			h.mu.Unlock()
+			var pts []wire.DevicePoints
+			if t.Type == spb.NBIRTH || t.Type == spb.DBIRTH {
+				// Births declare the metrics and their engUnit; other
+				// messages leave the registry's units as they are.
+				pts = h.points(t.Group, t.EdgeNode)
+			}
 			h.o.Registry.Status(&wire.Status{V: wire.Version, Agent: t.EdgeNode, Site: t.Group, State: st,
-				Devices: h.devices(t.Group, t.EdgeNode), TS: now.UnixMilli()})
+				Devices: h.devices(t.Group, t.EdgeNode), Points: pts, TS: now.UnixMilli()})
 		}
 	}
 	if out.batch != nil {
@@ -379,6 +385,16 @@ func (h *Host) devices(group, edge string) []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+func (h *Host) points(group, edge string) []wire.DevicePoints {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.tr.nodes[nodeKey(group, edge)]
+	if n == nil {
+		return nil
+	}
+	return n.points()
 }
 
 // onState handles this host's own STATE: a stale offline (an old will, or

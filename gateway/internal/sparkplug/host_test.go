@@ -337,6 +337,23 @@ func TestThirdPartyNode(t *testing.T) {
 	if !ok || a.State != wire.Online || a.LastSeen == 0 || len(a.DeviceNames) != 1 || a.DeviceNames[0] != "press 1" {
 		t.Fatalf("registry: %+v %v", a, ok)
 	}
+	// The DBIRTH's engUnit property is the latest value's unit. (The
+	// gateway records the host's batches in the registry; here the test
+	// records one.)
+	h.reg.Batch(&wire.Batch{Site: "Plant A", Agent: "vendor-plc", Samples: []wire.Sample{
+		{Device: "press 1", Point: "Oven/Temp", Value: wire.FloatValue(183), TS: 1},
+		{Device: "press 1", Point: "Count", Value: wire.IntValue(1002), TS: 1},
+		{Device: NodeDevice, Point: "Firmware", Value: wire.StringValue("v2.1"), TS: 1}}})
+	_, latest, _ := h.reg.Get("Plant A", "vendor-plc")
+	units := map[string]string{}
+	for _, l := range latest {
+		units[l.Device+"|"+l.Point] = l.Unit + "|" + l.Type
+	}
+	for k, want := range map[string]string{"press 1|Oven/Temp": "°C|Double", "press 1|Count": "|Int64", "_node|Firmware": "|String"} {
+		if units[k] != want {
+			t.Errorf("registry latest %s: unit|type %q, want %q (all %v)", k, units[k], want, units)
+		}
+	}
 	// The node dies without a word: the broker publishes its will (NDEATH).
 	tp.c.Disconnect(0) // a clean disconnect sends no will; publish what the will would
 	tp2 := newThirdParty(t, mq.URL, "Plant A", "vendor-plc-watch", 0)

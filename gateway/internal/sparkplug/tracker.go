@@ -2,6 +2,7 @@ package sparkplug
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ const (
 type metricDef struct {
 	name string
 	dt   spb.DataType
+	unit string // the birth's engUnit property, if any
 }
 
 // defs are the metrics of one birth, by alias and by name.
@@ -206,6 +208,9 @@ func (tr *tracker) samples(t spb.Topic, p *spb.Payload, d *defs, birth bool, now
 			continue
 		}
 		def := metricDef{name: name, dt: spb.DataType(m.GetDatatype())}
+		if u, ok := spb.Property(m, spb.PropUnit); ok {
+			def.unit = u.GetStringValue()
+		}
 		d.byName[name] = def
 		if m.Alias != nil {
 			d.byAlias[m.GetAlias()] = def
@@ -299,6 +304,34 @@ func (tr *tracker) info() []NodeInfo {
 			ni.Devices[id] = d.online
 		}
 		out = append(out, ni)
+	}
+	return out
+}
+
+// points describes the metrics the node's births declared, for the fleet
+// view's units: the node's own under NodeDevice, then each device's.
+func (n *node) points() []wire.DevicePoints {
+	out := []wire.DevicePoints{}
+	add := func(dev string, d defs) {
+		dp := wire.DevicePoints{Device: dev, Protocol: "sparkplug_b", Points: []wire.PointInfo{}}
+		for name, def := range d.byName {
+			if !control(name) {
+				dp.Points = append(dp.Points, wire.PointInfo{Name: name, Unit: def.unit, Type: def.dt.String()})
+			}
+		}
+		sort.Slice(dp.Points, func(i, j int) bool { return dp.Points[i].Name < dp.Points[j].Name })
+		if len(dp.Points) > 0 {
+			out = append(out, dp)
+		}
+	}
+	add(NodeDevice, n.defs)
+	ids := make([]string, 0, len(n.devices))
+	for id := range n.devices {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		add(id, n.devices[id].defs)
 	}
 	return out
 }
