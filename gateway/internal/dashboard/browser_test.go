@@ -147,11 +147,20 @@ func TestDashboardInBrowser(t *testing.T) {
 		!!document.querySelector("#chart-point-svg polyline")`)
 	b.waitJS("the backlog chart", `!!document.querySelector("#chart-backlog-svg polyline")`)
 	b.waitJS("the rate chart", `!!document.querySelector("#chart-rate-svg polyline.s2")`)
+	// Units travel from the agent's config (bath_temp: unit "°C") in its
+	// retained status through the broker and the API to the table and the
+	// chart's axis.
+	b.waitJS("bath_temp's unit in the table", `[...document.querySelectorAll("#latest tbody tr")].find(r => r.textContent.includes("bath_temp")).querySelector("td.unit").textContent === "°C"`)
+	b.waitJS("pressure's unit in the table", `[...document.querySelectorAll("#latest tbody tr")].find(r => r.textContent.includes("pressure")).querySelector("td.unit").textContent === "bar"`)
+	b.waitJS("the chart's unit", `document.querySelector("#chart-point-svg text.unit")?.textContent === "°C"`)
+	b.expectText("#latest thead", "单位")
 	b.expectText("#devices thead", "轮询延迟")
 	shot("agent-zh")
 	b.switchLang("en")
 	b.waitJS("the agent page in English", `!!document.querySelector("#chart-point-svg polyline") && !!document.querySelector('#devices tr[data-device="dye-01"]')`)
 	b.expectText("#devices thead", "Poll latency")
+	b.expectText("#latest thead", "Unit")
+	b.waitJS("the chart's unit in English", `document.querySelector("#chart-point-svg text.unit")?.textContent === "°C"`)
 	shot("agent-en")
 
 	// Request status.

@@ -474,6 +474,8 @@
     const base = '/api/v1/agents/' + encodeURIComponent(site) + '/' + encodeURIComponent(id);
     const sel = $('chart-point');
     let chosen = sessionStorage.getItem('weft.chart.' + site + '/' + id) || '';
+    // units: point key → unit from the agent's config (its status), for the chart.
+    let units = {};
     sel.addEventListener('change', () => { choose(sel.value); });
     function choose(key) {
       chosen = key;
@@ -518,12 +520,15 @@
       $('devices-empty').hidden = devs.length > 0;
       $('devices').hidden = devs.length === 0;
 
-      // Latest values; the chart's point list follows them.
+      // Latest values with their units; the chart's point list follows them.
+      units = {};
       const rows = latest.map((p) => {
         const key = p.device + '\u0000' + p.point;
+        if (p.unit) units[key] = p.unit;
         return h('tr', { class: 'q-' + p.quality + (key === chosen ? ' chosen' : ''), dataset: { key }, onclick: () => choose(key), title: T('agent.latest_click') },
           h('td', {}, p.device), h('td', {}, p.point),
           h('td', { class: 'num value' }, fmtValue(p.value)),
+          h('td', { class: 'unit' }, p.unit || ''),
           h('td', {}, h('span', { class: 'badge q-' + p.quality }, T('quality.' + p.quality)), p.code ? ' 0x' + p.code.toString(16).toUpperCase().padStart(8, '0') : ''),
           h('td', { title: fmtTime(p.ts) }, fmtTime(p.ts)));
       });
@@ -550,7 +555,8 @@
       const r = await api('GET', base + '/series?device=' + encodeURIComponent(device) + '&point=' + encodeURIComponent(point) + '&since=1h&limit=2000');
       if (!r.ok) { chart(el, [], { empty: errorText(r) }); return; }
       const pts = (r.data.samples || []).map((s) => [s.ts, s.quality === 'bad' ? null : numOf(s.value)]);
-      chart(el, [{ pts, cls: 's1' }], { label: device + ' / ' + point });
+      const unit = units[chosen] || '';
+      chart(el, [{ pts, cls: 's1' }], { label: device + ' / ' + point + (unit ? ' (' + unit + ')' : ''), unit });
     }
     async function drawHistory() {
       const r = await api('GET', '/ui/history/' + encodeURIComponent(site) + '/' + encodeURIComponent(id));
