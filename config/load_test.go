@@ -160,7 +160,7 @@ devices:
 		t.Errorf("device defaults: %+v", d1)
 	}
 	mb := d1.Modbus
-	if *mb.Unit != 1 || mb.Timeout != time.Second || *mb.Retries != 2 || mb.MaxRegistersPerRequest != 125 || mb.MaxBitsPerRequest != 2000 || *mb.MaxGap != 10 {
+	if *mb.Unit != 1 || mb.Timeout != time.Second || *mb.Retries != 2 || mb.MaxRegistersPerRequest != 125 || mb.MaxBitsPerRequest != 2000 || *mb.MaxGap != 50 {
 		t.Errorf("modbus defaults: %+v", mb)
 	}
 	p, c := d1.Points[0], d1.Points[1]

@@ -23,7 +23,6 @@ const (
 	cfgDefaultRetries                = 2
 	cfgDefaultMaxRegistersPerRequest = 125
 	cfgDefaultMaxBitsPerRequest      = 2000
-	cfgDefaultMaxGap                 = 10
 	cfgDefaultOrder                  = "ABCD"
 )
 
@@ -282,7 +281,8 @@ func (c *DeviceConfig) SetDefaults() {
 		c.MaxBitsPerRequest = cfgDefaultMaxBitsPerRequest
 	}
 	if c.MaxGap == nil {
-		g := cfgDefaultMaxGap
+		scheme, _, _ := strings.Cut(c.Target, "://")
+		g := DefaultMaxGapFor(scheme)
 		c.MaxGap = &g
 	}
 }
