@@ -26,16 +26,26 @@ const ProfileDirEnv = "WEFT_PROFILE_DIR"
 const profileRate = 4096
 
 // profileOnSignal writes profiles into dir on every SIGUSR1 until ctx ends.
+// Without a dir SIGUSR1 is only logged: left unhandled it would end the
+// process like SIGKILL does, without draining the pipeline.
 func profileOnSignal(ctx context.Context, dir string, log *slog.Logger) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1)
 	defer signal.Stop(sig)
-	log.Info("profiling: SIGUSR1 writes heap and goroutine profiles", "dir", dir)
+	if dir != "" {
+		log.Info("profiling: SIGUSR1 writes heap and goroutine profiles", "dir", dir)
+	} else {
+		log.Debug("profiling off: SIGUSR1 is logged and ignored", "set", ProfileDirEnv)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-sig:
+			if dir == "" {
+				log.Warn("profiling: SIGUSR1 ignored; start the agent with " + ProfileDirEnv + "=DIR to write profiles")
+				continue
+			}
 			paths, err := writeProfiles(dir, time.Now())
 			if err != nil {
 				log.Error("profiling: profiles not written", "dir", dir, "err", err)

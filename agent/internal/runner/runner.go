@@ -152,10 +152,8 @@ func Run(ctx context.Context, opts Options) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); a.healthLoop(loops) }()
 	go func() { defer wg.Done(); a.commandLoop(loops) }()
-	if dir := os.Getenv(ProfileDirEnv); dir != "" {
-		wg.Add(1)
-		go func() { defer wg.Done(); profileOnSignal(loops, dir, log) }()
-	}
+	wg.Add(1)
+	go func() { defer wg.Done(); profileOnSignal(loops, os.Getenv(ProfileDirEnv), log) }()
 	if cfg.Metrics.Listen != "" {
 		srv, err := a.serveHTTP(cfg.Metrics.Listen)
 		if err != nil {
