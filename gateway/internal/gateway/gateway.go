@@ -50,6 +50,7 @@ type Options struct {
 func Run(ctx context.Context, cfg *config.Gateway, o Options) error {
 	log := o.Log
 	log.Info("starting", "version", version.String("weft-gateway"), "id", cfg.Gateway.ID)
+	startProfiling(ctx, log)
 	if err := os.MkdirAll(cfg.Gateway.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data_dir %s: %w", cfg.Gateway.DataDir, err)
 	}

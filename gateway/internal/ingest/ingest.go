@@ -59,6 +59,10 @@ type Options struct {
 	// QueueLen is how many data messages may wait for the collector
 	// (default 4096). The broker's in-flight limit normally keeps it far lower.
 	QueueLen int
+	// MaxPendingBytes bounds the payload bytes of data messages received
+	// and not yet acknowledged (default 16 MiB): past it the gateway stops
+	// reading from the broker until a write completes (see budget).
+	MaxPendingBytes int
 	// DrainTimeout is how long, at shutdown, pending messages may still be
 	// written and acknowledged (default 5s). What is not is redelivered.
 	DrainTimeout time.Duration
@@ -83,6 +87,11 @@ type Ingest struct {
 	data   chan mqtt.Message
 	groups chan *group
 	stop   chan struct{}
+	budget *budget
+	// batches are decoded batches for reuse: a batch goes back after its
+	// group is acknowledged, so the next decode reuses its samples array
+	// and, where names repeat, its strings.
+	batches sync.Pool
 
 	mu      sync.Mutex
 	waiters map[string]*waiter
@@ -99,6 +108,7 @@ type group struct {
 	msgs    []mqtt.Message
 	batches []*wire.Batch
 	points  int
+	bytes   int // payload bytes of msgs, held in the budget
 	first   time.Time
 }
 
@@ -116,13 +126,17 @@ func New(o Options) *Ingest {
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 5 * time.Second
 	}
+	if o.MaxPendingBytes <= 0 {
+		o.MaxPendingBytes = 16 << 20
+	}
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = 30 * time.Second
 	}
 	log := o.Log.With("component", "ingest")
 	return &Ingest{o: o, log: log, rl: newRateLog(log, 10*time.Second), topics: wire.Topics{Prefix: o.Prefix},
 		data: make(chan mqtt.Message, o.QueueLen), groups: make(chan *group), stop: make(chan struct{}),
-		waiters: map[string]*waiter{}}
+		waiters: map[string]*waiter{}, budget: newBudget(o.MaxPendingBytes),
+		batches: sync.Pool{New: func() any { return &wire.Batch{} }}}
 }
 
 // DataFilter is the data subscription's topic filter.
@@ -248,11 +262,18 @@ func (in *Ingest) onMessage(_ mqtt.Client, m mqtt.Message) {
 	}
 	switch kind {
 	case wire.KindData:
+		// Not acknowledged when stopping: the broker redelivers it to the
+		// next session.
+		n := len(m.Payload())
+		if !in.budget.take(n, in.stop) {
+			return
+		}
 		select {
 		case in.data <- m:
 			in.o.Metrics.Pending.Inc()
+			in.o.Metrics.PendingBytes.Add(float64(n))
 		case <-in.stop:
-			// Not acknowledged: the broker redelivers it to the next session.
+			in.budget.release(n)
 		}
 		return
 	case wire.KindStatus:
@@ -419,13 +440,15 @@ func (in *Ingest) drain(g *group) {
 // add decodes one data message into the group.
 func (in *Ingest) add(g *group, m mqtt.Message) {
 	g.msgs = append(g.msgs, m)
+	g.bytes += len(m.Payload())
 	site, agent, _, _, _ := wire.ParseTopic(in.o.Prefix, m.Topic()) // checked in onMessage
-	b := &wire.Batch{}
+	b := in.batches.Get().(*wire.Batch)
 	err := wire.DecodeBatch(m.Payload(), b)
 	if err == nil {
 		err = wire.CheckTopic(b, site, agent)
 	}
 	if err != nil {
+		in.batches.Put(b)
 		o := outcome(err)
 		in.o.Metrics.Messages.WithLabelValues(o).Inc()
 		in.rl.Warn("data"+o, "rejected a data message", "reason", o, "topic", m.Topic(), "bytes", len(m.Payload()), "error", err)
@@ -482,6 +505,11 @@ func (in *Ingest) write(ctx context.Context) {
 			m.Ack()
 		}
 		in.o.Metrics.Pending.Sub(float64(len(g.msgs)))
+		in.o.Metrics.PendingBytes.Sub(float64(g.bytes))
+		in.budget.release(g.bytes)
+		for _, b := range g.batches {
+			in.batches.Put(b)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ type Metrics struct {
 	WriteSeconds   prometheus.Histogram
 	Errors         *prometheus.CounterVec // by kind
 	Pending        prometheus.Gauge       // data messages received and not yet acknowledged
+	PendingBytes   prometheus.Gauge       // their payload bytes
 }
 
 // NewMetrics makes the metrics and registers them on reg.
@@ -56,8 +57,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "weft_gateway_pending_messages",
 			Help: "Data messages received and not yet acknowledged to the broker.",
 		}),
+		PendingBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weft_gateway_pending_bytes",
+			Help: "Payload bytes of the data messages received and not yet acknowledged; at most the in-flight budget (16 MiB) plus one message.",
+		}),
 	}
 	reg.MustRegister(m.Messages, m.Control, m.Batches, m.PointsWritten, m.PointsRejected, m.PointsSkipped,
-		m.WriteSeconds, m.Errors, m.Pending)
+		m.WriteSeconds, m.Errors, m.Pending, m.PendingBytes)
 	return m
 }
