@@ -23,12 +23,19 @@ type Served struct {
 	unmatched int
 	// requests counts every request per unit, any function.
 	requests map[byte]int
+	// LateAfter marks answers this long or longer after their request
+	// as Late (0: none). Set it before traffic flows.
+	LateAfter time.Duration
 }
 
 // Poll is one answer carrying a device's counter (registers 0..3).
 type Poll struct {
 	Counter uint64
 	At      time.Time // when the tap forwarded the answer to the agent
+	// Late: the answer came LateAfter or more after its request, so the
+	// agent may have given up on it (its request timeout) and it is not
+	// expected in the store; if it is stored anyway, that is no fault.
+	Late bool
 }
 
 // NewServed returns an empty record.
@@ -88,15 +95,16 @@ func (s *Served) Anomalies() (desync, unmatched int) {
 	return s.desync, s.unmatched
 }
 
-func (s *Served) add(unit byte, counter uint64, at time.Time) {
+func (s *Served) add(unit byte, p Poll) {
 	s.mu.Lock()
-	s.polls[unit] = append(s.polls[unit], Poll{Counter: counter, At: at})
+	s.polls[unit] = append(s.polls[unit], p)
 	s.mu.Unlock()
 }
 
 type mbapReq struct {
 	unit, fc byte
 	addr     uint16
+	at       time.Time
 }
 
 // mbapTap parses Modbus TCP (MBAP) frames in both directions of one
@@ -117,12 +125,13 @@ const maxADU = 260
 func (t *mbapTap) Upstream(b []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now := time.Now()
 	t.up = t.frames(append(t.up, b...), func(tid uint16, unit byte, pdu []byte) {
 		t.served.mu.Lock()
 		t.served.requests[unit]++
 		t.served.mu.Unlock()
 		if len(pdu) >= 5 && (pdu[0] == 3 || pdu[0] == 4) {
-			t.reqs[tid] = mbapReq{unit: unit, fc: pdu[0], addr: binary.BigEndian.Uint16(pdu[1:3])}
+			t.reqs[tid] = mbapReq{unit: unit, fc: pdu[0], addr: binary.BigEndian.Uint16(pdu[1:3]), at: now}
 		}
 	})
 }
@@ -147,7 +156,8 @@ func (t *mbapTap) Downstream(b []byte) {
 		if req.addr != 0 || n < 8 || len(pdu) < 2+n {
 			return
 		}
-		t.served.add(unit, binary.BigEndian.Uint64(pdu[2:10]), now)
+		late := t.served.LateAfter > 0 && now.Sub(req.at) >= t.served.LateAfter
+		t.served.add(unit, Poll{Counter: binary.BigEndian.Uint64(pdu[2:10]), At: now, Late: late})
 	})
 }
 

@@ -226,3 +226,18 @@ func FuzzTapFrames(f *testing.F) {
 		}
 	})
 }
+
+func TestTapMarksLateAnswers(t *testing.T) {
+	s := NewServed()
+	s.LateAfter = 50 * time.Millisecond
+	tap := s.Tap()()
+	tap.Upstream(mbap(1, 3, 3, 0, 0, 0, 4))
+	tap.Downstream(mbap(1, 3, 3, 8, 0, 0, 0, 0, 0, 0, 0, 1))
+	tap.Upstream(mbap(2, 3, 3, 0, 0, 0, 4))
+	time.Sleep(60 * time.Millisecond)
+	tap.Downstream(mbap(2, 3, 3, 8, 0, 0, 0, 0, 0, 0, 0, 2))
+	p := s.Polls(3)
+	if len(p) != 2 || p[0].Late || !p[1].Late {
+		t.Fatalf("polls = %+v, want the first on time and the second late", p)
+	}
+}
