@@ -116,7 +116,10 @@ type Seq struct {
 	Duplicates uint64 `json:"duplicates"`
 	Late       uint64 `json:"late"`
 	Resets     uint64 `json:"resets"`
-	LastGapAt  int64  `json:"last_gap_at,omitempty"`
+	// Others counts batches that other gateway instances on the shared
+	// subscription stored and reported (docs/gateway.md, Several gateways).
+	Others    uint64 `json:"others"`
+	LastGapAt int64  `json:"last_gap_at,omitempty"`
 }
 
 // Received counts what this gateway instance received from the agent.
@@ -159,7 +162,8 @@ type agent struct {
 // syncSeq copies the sequence bookkeeping into the API view.
 func (a *agent) syncSeq() {
 	a.Seq = Seq{Last: a.SeqState.Last, Gaps: a.SeqState.Gaps, Missing: a.SeqState.missing(),
-		Duplicates: a.SeqState.Duplicates, Late: a.SeqState.Late, Resets: a.SeqState.Resets, LastGapAt: a.Seq.LastGapAt}
+		Duplicates: a.SeqState.Duplicates, Late: a.SeqState.Late, Resets: a.SeqState.Resets, Others: a.SeqState.Others,
+		LastGapAt: a.Seq.LastGapAt}
 }
 
 func (a *agent) key() string { return a.Site + "/" + a.ID }
