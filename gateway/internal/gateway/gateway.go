@@ -115,7 +115,7 @@ func Run(ctx context.Context, cfg *config.Gateway, o Options) error {
 	in := ingest.New(ingest.Options{
 		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, Username: user, Password: pass, TLS: tlsConf,
 		KeepAlive: cfg.MQTT.KeepAlive, Prefix: cfg.MQTT.TopicPrefix, SharedGroup: cfg.MQTT.SharedGroup,
-		BatchSize: batchSize, FlushInterval: flush,
+		GatewayID: cfg.Gateway.ID, BatchSize: batchSize, FlushInterval: flush,
 		Sink: sink, Registry: reg, Metrics: metrics, Log: log,
 		BeforeAck: reg.Flush,
 	})

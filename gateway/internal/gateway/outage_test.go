@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"strings"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"testing"
@@ -92,6 +93,77 @@ func TestTwoGatewaysShareTheLoad(t *testing.T) {
 	})
 	if s1+s2 != 2*batches || s1 == 0 || s2 == 0 {
 		t.Errorf("messages stored by gw-1 %v and gw-2 %v; want both > 0 and %d in all", s1, s2, 2*batches)
+	}
+	// Each instance stored part of every agent's batches; the batch numbers
+	// they publish on the seen topic fill each other's holes: nothing
+	// missing, no duplicates, on both, and each learned what the other
+	// stored.
+	for _, g := range []*gw{g1, g2} {
+		for _, id := range []string{"a1", "a2"} {
+			var a struct{ Agent registry.Agent }
+			waitFor(t, 15*time.Second, "no batch of "+id+" missing on "+g.HTTP, func() bool {
+				apiDo(t, "GET", g.HTTP+"/api/v1/agents/s/"+id, readToken, "", &a)
+				return a.Agent.Seq.Last == batches && a.Agent.Seq.Missing == 0
+			})
+			q := a.Agent.Seq
+			if q.Gaps != 0 || q.Duplicates != 0 || q.Others == 0 || q.Others+a.Agent.Received.Batches != batches {
+				t.Errorf("%s on %s: seq %+v, received %d; want no gaps or duplicates, and the others' count plus its own = %d",
+					id, g.HTTP, q, a.Agent.Received.Batches, batches)
+			}
+		}
+	}
+}
+
+// TestTwoGatewaysCountTheSameGap: an agent publishes batches 1..100 but
+// 50..59 to two gateways sharing the subscription; once the grace period
+// (alerts.offline_after) is over, both count exactly those 10 as a gap and
+// raise sequence_gap, though each received only part of the batches.
+func TestTwoGatewaysCountTheSameGap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a 3 s grace period")
+	}
+	mq := testservers.Mosquitto(t)
+	db := testservers.Influx(t)
+	shortGrace := func(y string) string {
+		return strings.Replace(y, "offline_after: 2m", "offline_after: 3s", 1)
+	}
+	g1 := startGateway(t, shortGrace(gatewayYAML(t, "gw-1", t.TempDir(), mq.URL, db, "")))
+	g2 := startGateway(t, shortGrace(gatewayYAML(t, "gw-2", t.TempDir(), mq.URL, db, "")))
+	ts := time.Now().Add(-time.Hour).UnixMilli()
+	ag := agentClient(t, mq.URL, "a1")
+	for seq := uint64(1); seq <= 100; seq++ {
+		if seq >= 50 && seq <= 59 {
+			continue
+		}
+		publish(t, ag, topics.Data("s", "a1"), wire.AppendBatch(nil, floatBatch("s", "a1", seq, 10, 10, ts+int64(seq)*10)), false)
+	}
+	waitFor(t, 30*time.Second, "90 batches stored", func() bool { return countValues(t, db, "value", "") == 90*10 })
+	var got [2]registry.Seq
+	var recv [2]uint64
+	for i, g := range []*gw{g1, g2} {
+		var a struct{ Agent registry.Agent }
+		waitFor(t, 30*time.Second, "the gap counted on "+g.HTTP, func() bool {
+			apiDo(t, "GET", g.HTTP+"/api/v1/agents/s/a1", readToken, "", &a)
+			return a.Agent.Seq.Gaps > 0 && a.Agent.Seq.Missing == 0
+		})
+		got[i], recv[i] = a.Agent.Seq, a.Agent.Received.Batches
+		var al struct{ Alerts []registry.Alert }
+		apiDo(t, "GET", g.HTTP+"/api/v1/alerts", readToken, "", &al)
+		found := false
+		for _, x := range al.Alerts {
+			found = found || (x.Kind == registry.KindSeqGap && x.Agent == "a1")
+		}
+		if !found {
+			t.Errorf("%s: no sequence_gap alert for a1 in %+v", g.HTTP, al.Alerts)
+		}
+	}
+	for i, q := range got {
+		if q.Gaps != 10 || q.Last != 100 || q.Duplicates != 0 {
+			t.Errorf("gateway %d: seq %+v; want exactly 10 gaps, last 100, no duplicates", i+1, q)
+		}
+	}
+	if recv[0] == 0 || recv[1] == 0 || recv[0]+recv[1] != 90 {
+		t.Errorf("batches received by gw-1 %d and gw-2 %d; want both > 0 and 90 in all", recv[0], recv[1])
 	}
 }
 

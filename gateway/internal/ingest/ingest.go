@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,14 @@ type Options struct {
 	// SharedGroup is the $share group of the data subscription; "" subscribes
 	// without sharing (one gateway only).
 	SharedGroup string
+	// GatewayID names this instance among those sharing the subscription:
+	// with a SharedGroup, the instances exchange the batch numbers they
+	// stored on {prefix}/_gateways/{GatewayID}/seen (see seen.go). It must
+	// be unique per instance and usable as a topic level.
+	GatewayID string
+	// SeenInterval is how often the stored batch numbers are published
+	// (default 1s).
+	SeenInterval time.Duration
 	// BatchSize caps the samples of one store write.
 	BatchSize int
 	// FlushInterval bounds how long a received message waits for its write
@@ -88,6 +97,7 @@ type Ingest struct {
 	groups chan *group
 	stop   chan struct{}
 	budget *budget
+	seen   seenBook
 	// batches are decoded batches for reuse: a batch goes back after its
 	// group is acknowledged, so the next decode reuses its samples array
 	// and, where names repeat, its strings.
@@ -128,6 +138,9 @@ func New(o Options) *Ingest {
 	}
 	if o.MaxPendingBytes <= 0 {
 		o.MaxPendingBytes = 16 << 20
+	}
+	if o.SeenInterval <= 0 {
+		o.SeenInterval = time.Second
 	}
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = 30 * time.Second
@@ -177,13 +190,24 @@ func (in *Ingest) Run(ctx context.Context) error {
 	in.client = mqtt.NewClient(opts)
 	in.client.Connect() // with ConnectRetry it keeps trying in the background
 
+	if in.o.SharedGroup != "" && !in.seenSharing() {
+		in.log.Warn("gateway id unusable as a topic level: not sharing stored batch numbers with the other instances; their gap counts will be wrong", "id", in.o.GatewayID)
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); in.collect(ctx) }()
 	go func() { defer wg.Done(); in.write(ctx) }()
+	stopSeen, seenDone := make(chan struct{}), make(chan struct{})
+	if in.seenSharing() {
+		go func() { defer close(seenDone); in.announce(stopSeen) }()
+	} else {
+		close(seenDone)
+	}
 	<-ctx.Done()
 	close(in.stop)
 	wg.Wait()
+	close(stopSeen) // the last stored numbers go out before disconnecting
+	<-seenDone
 	in.client.Disconnect(1000)
 	in.setConnected(false)
 	return nil
@@ -228,6 +252,15 @@ func (in *Ingest) onConnect(c mqtt.Client) {
 			return // the next connection subscribes again
 		}
 	}
+	if in.seenSharing() {
+		// Apart, so that a broker ACL from before this topic costs the
+		// fleet-wide gap counts, not the data.
+		if err := in.subscribe(c, map[string]byte{in.seenWildcard(): 1}); err != nil {
+			in.o.Metrics.Errors.WithLabelValues("subscribe").Inc()
+			in.log.Error("no batch numbers from the other gateway instances: their share of every agent's batches will count as gaps here; allow this gateway `readwrite "+in.seenWildcard()+"` in the broker's ACL",
+				"error", err)
+		}
+	}
 	in.setConnected(true)
 	in.log.Info("connected to the broker", "broker", in.o.Broker, "client_id", in.o.ClientID, "data", in.DataFilter())
 }
@@ -253,6 +286,11 @@ func (in *Ingest) subscribe(c mqtt.Client, subs map[string]byte) error {
 // onMessage is paho's handler for every message. It must not block long:
 // paho calls it from its reading goroutine.
 func (in *Ingest) onMessage(_ mqtt.Client, m mqtt.Message) {
+	if strings.HasPrefix(m.Topic(), in.seenBase()) {
+		in.onSeen(m.Topic(), m.Payload())
+		m.Ack()
+		return
+	}
 	site, agent, kind, rest, err := wire.ParseTopic(in.o.Prefix, m.Topic())
 	if err != nil {
 		in.o.Metrics.Control.WithLabelValues("unknown", "topic").Inc()
@@ -507,7 +545,11 @@ func (in *Ingest) write(ctx context.Context) {
 		in.o.Metrics.Pending.Sub(float64(len(g.msgs)))
 		in.o.Metrics.PendingBytes.Sub(float64(g.bytes))
 		in.budget.release(g.bytes)
+		sharing := in.seenSharing()
 		for _, b := range g.batches {
+			if sharing {
+				in.seen.add(b.Site, b.Agent, b.Seq)
+			}
 			in.batches.Put(b)
 		}
 	}
