@@ -115,3 +115,34 @@ func TestSeqFirstBelow(t *testing.T) {
 		t.Errorf("41 on an old record: outcome %d, want duplicate", got)
 	}
 }
+
+// FuzzSeqMerge: any mix of local numbers and other instances' ranges
+// (outside input: another gateway's message) keeps the holes sorted,
+// apart and between First and Last, and never panics.
+func FuzzSeqMerge(f *testing.F) {
+	f.Add([]byte{1, 0, 5, 2, 3, 9, 0, 7, 1, 1, 2})
+	f.Add([]byte{0, 200, 1, 1, 250, 0, 3})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		var s seqState
+		for i := 0; i+2 < len(ops); i += 3 {
+			a, b := uint64(ops[i+1]), uint64(ops[i+2])
+			if ops[i]%4 == 3 { // far numbers, for resets and big holes
+				a, b = a<<20, b<<20
+			}
+			if ops[i]%2 == 0 {
+				if a > 0 {
+					s.observe(a, int64(i))
+				}
+			} else if a > 0 {
+				s.merge(a, a+b, int64(i))
+			}
+			var prev uint64
+			for j, h := range s.Holes {
+				if h.From > h.To || (j > 0 && h.From <= prev) || h.From < s.First || h.To >= s.Last {
+					t.Fatalf("after op %d: holes %+v, first %d, last %d", i/3, s.Holes, s.First, s.Last)
+				}
+				prev = h.To
+			}
+		}
+	})
+}
