@@ -28,16 +28,16 @@ const ProfileDirEnv = "WEFT_PROFILE_DIR"
 const profileRate = 64 << 10
 
 // startProfiling turns profiling on when ProfileDirEnv is set and writes
-// profiles on every SIGUSR1 until ctx ends.
+// profiles on every SIGUSR1 until ctx ends. Without it a SIGUSR1 is logged
+// and ignored (unhandled, it would end the gateway without draining).
 func startProfiling(ctx context.Context, log *slog.Logger) {
 	dir := os.Getenv(ProfileDirEnv)
-	if dir == "" {
-		return
+	if dir != "" {
+		runtime.MemProfileRate = profileRate
+		log.Info("profiling: SIGUSR1 writes heap and goroutine profiles", "dir", dir)
 	}
-	runtime.MemProfileRate = profileRate
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1)
-	log.Info("profiling: SIGUSR1 writes heap and goroutine profiles", "dir", dir)
 	go func() {
 		defer signal.Stop(sig)
 		for {
@@ -45,6 +45,10 @@ func startProfiling(ctx context.Context, log *slog.Logger) {
 			case <-ctx.Done():
 				return
 			case <-sig:
+				if dir == "" {
+					log.Warn("SIGUSR1 ignored: set " + ProfileDirEnv + " to write profiles")
+					continue
+				}
 				paths, err := writeProfiles(dir, time.Now())
 				if err != nil {
 					log.Error("profiling: profiles not written", "dir", dir, "error", err)
