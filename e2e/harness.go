@@ -733,8 +733,37 @@ func (r Report) Print(t testing.TB) {
 	if r.Unexpected > 0 || r.TapDesync > 0 || r.TapUnmatched > 0 {
 		fmt.Fprintf(&b, "stored counter readings never served: %d; tap: %d desynchronised connections, %d unmatched answers\n", r.Unexpected, r.TapDesync, r.TapUnmatched)
 	}
+	for _, l := range r.lostDetail(5) {
+		fmt.Fprintf(&b, "  lost: %s\n", l)
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "  %s\n", n)
 	}
 	t.Log(b.String())
+}
+
+// lostDetail describes up to n lost readings of devices that lost at most
+// n: which poll of the device it was and when it was served, for chasing
+// sporadic losses.
+func (t Tally) lostDetail(n int) []string {
+	var out []string
+	for _, d := range t.Devices {
+		if d.LostPolls == 0 || d.LostPolls > n {
+			continue
+		}
+		lost := map[uint64]bool{}
+		for _, c := range d.lost {
+			lost[c] = true
+		}
+		for i, p := range d.servedAt {
+			if lost[p.Counter] && len(out) < n {
+				gap := ""
+				if i > 0 {
+					gap = fmt.Sprintf(", %s after the previous answer", p.At.Sub(d.servedAt[i-1].At).Round(time.Millisecond))
+				}
+				out = append(out, fmt.Sprintf("%s counter %d: poll %d of %d, served %s%s", d.Device, p.Counter, i+1, len(d.servedAt), p.At.Format("15:04:05.000"), gap))
+			}
+		}
+	}
+	return out
 }
