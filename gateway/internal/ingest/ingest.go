@@ -286,7 +286,7 @@ func (in *Ingest) subscribe(c mqtt.Client, subs map[string]byte) error {
 // onMessage is paho's handler for every message. It must not block long:
 // paho calls it from its reading goroutine.
 func (in *Ingest) onMessage(_ mqtt.Client, m mqtt.Message) {
-	if strings.HasPrefix(m.Topic(), in.seenBase()) {
+	if strings.HasPrefix(m.Topic(), in.seenBase()) && strings.HasSuffix(m.Topic(), "/seen") {
 		in.onSeen(m.Topic(), m.Payload())
 		m.Ack()
 		return
