@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/weftiot/weft/agent/internal/forward"
 	"github.com/weftiot/weft/agent/internal/spool"
 	"github.com/weftiot/weft/config"
+	"github.com/weftiot/weft/internal/profiling"
 	"github.com/weftiot/weft/internal/version"
 	"github.com/weftiot/weft/wire"
 )
@@ -94,9 +94,6 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 10 * time.Second
 	}
-	if os.Getenv(ProfileDirEnv) != "" {
-		runtime.MemProfileRate = profileRate
-	}
 	raw, err := os.ReadFile(opts.ConfigPath)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -153,7 +150,7 @@ func Run(ctx context.Context, opts Options) error {
 	go func() { defer wg.Done(); a.healthLoop(loops) }()
 	go func() { defer wg.Done(); a.commandLoop(loops) }()
 	wg.Add(1)
-	go func() { defer wg.Done(); profileOnSignal(loops, os.Getenv(ProfileDirEnv), log) }()
+	go func() { defer wg.Done(); profiling.OnSignal(loops, os.Getenv(ProfileDirEnv), profileRate, log) }()
 	if cfg.Metrics.Listen != "" {
 		srv, err := a.serveHTTP(cfg.Metrics.Listen)
 		if err != nil {

@@ -1,4 +1,4 @@
-package gateway
+package profiling
 
 import (
 	"os"
@@ -9,7 +9,7 @@ import (
 
 func TestWriteProfiles(t *testing.T) {
 	dir := t.TempDir() + "/made"
-	paths, err := writeProfiles(dir, time.Now())
+	paths, err := Write(dir, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
