@@ -2,12 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 
 	"github.com/weftiot/weft/config"
+	"github.com/weftiot/weft/internal/command"
 )
 
 const configCheckUsage = `usage: weft-agent config check FILE
@@ -32,7 +31,7 @@ Prints a complete, commented agent config to standard output. Start from it:
 // configCheckCmd validates a config file; see configCheckUsage.
 func configCheckCmd(ctx context.Context, env Env) int {
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
-	if code, done := parseFlags(fs, env, configCheckUsage); done {
+	if code, done := command.ParseFlags(fs, env, configCheckUsage); done {
 		return code
 	}
 	if fs.NArg() != 1 {
@@ -41,36 +40,13 @@ func configCheckCmd(ctx context.Context, env Env) int {
 	}
 	file := fs.Arg(0)
 	a, err := config.LoadAgent(file)
-	return reportCheck(env.Stdout, env.Stderr, file, err, func() string { return a.Summary() })
-}
-
-// reportCheck prints the outcome of a config check and returns the exit
-// status: each problem on stdout, a count on stderr.
-func reportCheck(stdout, stderr io.Writer, file string, err error, summary func() string) int {
-	if problems := config.AsErrors(err); problems != nil {
-		for _, p := range problems {
-			fmt.Fprintln(stdout, p)
-		}
-		n := len(problems)
-		word := "problems"
-		if n == 1 {
-			word = "problem"
-		}
-		fmt.Fprintf(stderr, "%s: %d %s\n", file, n, word)
-		return 1
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "weft-agent: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s: ok: %s\n", file, summary())
-	return 0
+	return command.ReportCheck(env, file, err, func() string { return a.Summary() })
 }
 
 // configSampleCmd prints the commented sample config.
 func configSampleCmd(ctx context.Context, env Env) int {
 	fs := flag.NewFlagSet("config sample", flag.ContinueOnError)
-	if code, done := parseFlags(fs, env, configSampleUsage); done {
+	if code, done := command.ParseFlags(fs, env, configSampleUsage); done {
 		return code
 	}
 	if fs.NArg() != 0 {
@@ -82,21 +58,4 @@ func configSampleCmd(ctx context.Context, env Env) int {
 		return 1
 	}
 	return 0
-}
-
-// parseFlags parses env.Args into fs. done is true when the command should
-// stop with code: --help (usage on stdout, 0) or a bad flag (usage on
-// stderr, 2).
-func parseFlags(fs *flag.FlagSet, env Env, usage string) (code int, done bool) {
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(env.Args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(env.Stdout, usage)
-		return 0, true
-	case err != nil:
-		fmt.Fprintf(env.Stderr, "weft-agent %s: %v\n\n%s", fs.Name(), err, usage)
-		return 2, true
-	}
-	return 0, false
 }

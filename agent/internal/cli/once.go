@@ -15,6 +15,7 @@ import (
 	"github.com/weftiot/weft/agent/internal/pipeline"
 	"github.com/weftiot/weft/agent/internal/runner"
 	"github.com/weftiot/weft/config"
+	"github.com/weftiot/weft/internal/command"
 	"github.com/weftiot/weft/protocols"
 	"github.com/weftiot/weft/protocols/modbus"
 	"github.com/weftiot/weft/wire"
@@ -47,7 +48,7 @@ func onceCmd(ctx context.Context, env Env) int {
 	asJSON := fs.Bool("json", false, "")
 	plan := fs.Bool("plan", false, "")
 	timeout := fs.Duration("timeout", 10*time.Second, "")
-	if code, done := parseFlags(fs, env, onceUsage); done {
+	if code, done := command.ParseFlags(fs, env, onceUsage); done {
 		return code
 	}
 	if *file == "" && fs.NArg() == 1 {
@@ -59,7 +60,9 @@ func onceCmd(ctx context.Context, env Env) int {
 	}
 	cfg, err := config.LoadAgent(*file)
 	if err != nil {
-		return reportCheck(env.Stderr, env.Stderr, *file, err, nil)
+		toStderr := env
+		toStderr.Stdout = env.Stderr
+		return command.ReportCheck(toStderr, *file, err, nil)
 	}
 	logger := env.Logger
 	if logger == nil {

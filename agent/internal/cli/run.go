@@ -11,6 +11,7 @@ import (
 
 	"github.com/weftiot/weft/agent/internal/runner"
 	"github.com/weftiot/weft/config"
+	"github.com/weftiot/weft/internal/command"
 )
 
 const runUsage = `usage: weft-agent run --config FILE [--log-format text|json] [--log-level LEVEL]
@@ -47,7 +48,7 @@ func runCmd(ctx context.Context, env Env) int {
 	level := fs.String("log-level", "", "")
 	rollback := fs.Duration("rollback-after", 0, "")
 	httpListen := fs.String("http", "", "")
-	if code, done := parseFlags(fs, env, runUsage); done {
+	if code, done := command.ParseFlags(fs, env, runUsage); done {
 		return code
 	}
 	if *file == "" && fs.NArg() == 1 {

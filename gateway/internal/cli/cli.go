@@ -4,90 +4,40 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
-	"strings"
 
 	"github.com/weftiot/weft/config"
 	"github.com/weftiot/weft/gateway/internal/api"
 	"github.com/weftiot/weft/gateway/internal/dashboard"
 	"github.com/weftiot/weft/gateway/internal/gateway"
+	"github.com/weftiot/weft/internal/command"
 	"github.com/weftiot/weft/internal/version"
 )
 
-// Env is what a command gets: its arguments (after the command words), its
-// output streams and a logger that writes to Stderr.
-type Env struct {
-	Args   []string
-	Stdout io.Writer
-	Stderr io.Writer
-	Logger *slog.Logger
-}
+// Env is what a command gets (internal/command).
+type Env = command.Env
 
-type command struct {
-	summary string
-	run     func(ctx context.Context, env Env) int
-}
-
-var commands = map[string]command{
-	"run":           {"receive the fleet's data and store it; serve the API (the service)", runCmd},
-	"config check":  {"validate a gateway config file without connecting to anything", configCheckCmd},
-	"config sample": {"print a complete, commented sample config", configSampleCmd},
-	"version":       {"print version, commit, Go version and build date", versionCmd},
+var commands = map[string]command.Command{
+	"run":           {Summary: "receive the fleet's data and store it; serve the API (the service)", Run: runCmd},
+	"config check":  {Summary: "validate a gateway config file without connecting to anything", Run: configCheckCmd},
+	"config sample": {Summary: "print a complete, commented sample config", Run: configSampleCmd},
+	"version":       {Summary: "print version, commit, Go version and build date", Run: versionCmd},
 }
 
 // Main runs the command named by args and returns the process exit status.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, logger *slog.Logger) int {
-	for words := 2; words >= 1; words-- {
-		if len(args) < words {
-			continue
-		}
-		if c, ok := commands[strings.Join(args[:words], " ")]; ok {
-			return c.run(ctx, Env{Args: args[words:], Stdout: stdout, Stderr: stderr, Logger: logger})
-		}
-	}
-	if len(args) > 0 && args[0] != "help" && args[0] != "-h" && args[0] != "--help" {
-		fmt.Fprintf(stderr, "weft-gateway: unknown command %q\n\n", strings.Join(args, " "))
-		usage(stderr)
-		return 2
-	}
-	usage(stdout)
-	return 0
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "weft-gateway: the Weft platform gateway. Receives every agent's data over MQTT,")
-	fmt.Fprintln(w, "stores it in InfluxDB, keeps the fleet's state and serves the API and dashboard.")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Commands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-14s %s\n", n, commands[n].summary)
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'weft-gateway COMMAND --help' for a command's flags. Docs: docs/gateway.md")
-}
-
-func parseFlags(fs *flag.FlagSet, env Env, usage string) (code int, done bool) {
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(env.Args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(env.Stdout, usage)
-		return 0, true
-	case err != nil:
-		fmt.Fprintf(env.Stderr, "weft-gateway %s: %v\n\n%s", fs.Name(), err, usage)
-		return 2, true
-	}
-	return 0, false
+	return command.Set{
+		Binary: "weft-gateway",
+		About: []string{
+			"weft-gateway: the Weft platform gateway. Receives every agent's data over MQTT,",
+			"stores it in InfluxDB, keeps the fleet's state and serves the API and dashboard.",
+		},
+		Docs:     "docs/gateway.md",
+		Commands: commands,
+	}.Main(ctx, args, stdout, stderr, logger)
 }
 
 const runUsage = `usage: weft-gateway run --config FILE
@@ -104,7 +54,7 @@ cannot start, 2 on wrong usage.
 func runCmd(ctx context.Context, env Env) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	file := fs.String("config", "", "the gateway config file")
-	if code, done := parseFlags(fs, env, runUsage); done {
+	if code, done := command.ParseFlags(fs, env, runUsage); done {
 		return code
 	}
 	if *file == "" || fs.NArg() != 0 {
@@ -155,7 +105,7 @@ Exit status: 0 when the file is good (a one-line summary is printed),
 
 func configCheckCmd(ctx context.Context, env Env) int {
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
-	if code, done := parseFlags(fs, env, configCheckUsage); done {
+	if code, done := command.ParseFlags(fs, env, configCheckUsage); done {
 		return code
 	}
 	if fs.NArg() != 1 {
@@ -164,23 +114,7 @@ func configCheckCmd(ctx context.Context, env Env) int {
 	}
 	file := fs.Arg(0)
 	g, err := config.LoadGateway(file)
-	if problems := config.AsErrors(err); problems != nil {
-		for _, p := range problems {
-			fmt.Fprintln(env.Stdout, p)
-		}
-		word := "problems"
-		if len(problems) == 1 {
-			word = "problem"
-		}
-		fmt.Fprintf(env.Stderr, "%s: %d %s\n", file, len(problems), word)
-		return 1
-	}
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "weft-gateway: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(env.Stdout, "%s: ok: %s\n", file, g.Summary())
-	return 0
+	return command.ReportCheck(env, file, err, func() string { return g.Summary() })
 }
 
 const configSampleUsage = `usage: weft-gateway config sample
@@ -191,7 +125,7 @@ Prints a complete, commented gateway config to standard output. Start from it:
 
 func configSampleCmd(ctx context.Context, env Env) int {
 	fs := flag.NewFlagSet("config sample", flag.ContinueOnError)
-	if code, done := parseFlags(fs, env, configSampleUsage); done {
+	if code, done := command.ParseFlags(fs, env, configSampleUsage); done {
 		return code
 	}
 	if fs.NArg() != 0 {
