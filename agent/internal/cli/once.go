@@ -127,9 +127,13 @@ func onceCmd(ctx context.Context, env Env) int {
 	if tw != nil {
 		tw.Flush()
 	}
+	devices := make(map[string]config.Device, len(cfg.Devices))
+	for _, d := range cfg.Devices {
+		devices[d.ID] = d
+	}
 	for _, r := range results {
 		if r.err != nil {
-			fmt.Fprintf(env.Stderr, "%s: %v\n", r.device, r.err)
+			fmt.Fprintf(env.Stderr, "%s: %s\n", r.device, explainDevice(devices[r.device], r.err))
 			status = 1
 		}
 	}
@@ -267,4 +271,17 @@ func formatValue(v wire.Value) string {
 		return strconv.Quote(v.Str())
 	}
 	return "null"
+}
+
+// explainDevice says what to check for a device that failed, in the words
+// probe uses for the same fault on a Modbus device.
+func explainDevice(d config.Device, err error) string {
+	if d.Modbus == nil {
+		return err.Error()
+	}
+	unit := modbus.DefaultUnit
+	if d.Modbus.Unit != nil {
+		unit = *d.Modbus.Unit
+	}
+	return modbus.Explain(err, d.Modbus.Target, unit, d.Modbus.Timeout)
 }

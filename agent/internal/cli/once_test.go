@@ -107,6 +107,10 @@ func TestOnceFailingDeviceExitsNonZero(t *testing.T) {
 	if !strings.Contains(errOut, "gone:") || !strings.Contains(out, "regs") {
 		t.Errorf("want the good device's samples and the dead one's error:\nstdout:\n%s\nstderr:\n%s", out, errOut)
 	}
+	// The dead device's line says what to check, as probe would.
+	if !strings.Contains(errOut, "check the") {
+		t.Errorf("the dead device's error gives no advice:\n%s", errOut)
+	}
 }
 
 func TestOncePlan(t *testing.T) {

@@ -12,7 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/weftiot/weft/protocols"
@@ -56,7 +55,7 @@ func probeModbusCmd(ctx context.Context, env Env) int {
 	defer p.Close()
 	data, rtt, err := p.Read(ctx, *unit, *table, *address, *count)
 	if err != nil {
-		fmt.Fprintln(env.Stderr, "weft-agent probe modbus:", explain(err, *target, *unit, *timeout))
+		fmt.Fprintln(env.Stderr, "weft-agent probe modbus:", modbus.Explain(err, *target, *unit, *timeout))
 		return 1
 	}
 	bitsTable := *table == "coil" || *table == "discrete"
@@ -190,32 +189,6 @@ func jsonValue(v wire.Value) any {
 	return nil
 }
 
-// explain turns a read error into what a field engineer should check.
-func explain(err error, target string, unit int, timeout time.Duration) string {
-	var ex *modbus.ExceptionError
-	switch {
-	case errors.As(err, &ex):
-		return fmt.Sprintf("unit %d answered %s: %s", unit, ex, modbus.ExceptionHint(ex.Code))
-	case errors.Is(err, modbus.ErrTimeout):
-		hint := "check the unit id and that the device is powered and wired"
-		if strings.HasPrefix(target, "rtu") || strings.HasPrefix(target, "ascii") {
-			hint += "; on a serial line also the baud rate, parity and A/B wiring"
-		}
-		return fmt.Sprintf("no answer from unit %d at %s within %s: %s", unit, target, timeout, hint)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Sprintf("cannot connect to %s: connection refused: nothing listens on that port — check the IP address and port (Modbus TCP is usually 502)", target)
-	case errors.Is(err, os.ErrNotExist):
-		return fmt.Sprintf("cannot open %s: no such serial device — check the path (ls /dev/ttyUSB* /dev/ttyS*)", target)
-	case errors.Is(err, os.ErrPermission):
-		return fmt.Sprintf("cannot open %s: permission denied — run as a member of the dialout group", target)
-	case errors.Is(err, protocols.ErrNotConnected):
-		return fmt.Sprintf("cannot reach %s: %v — check the address, the network path and any firewall", target, err)
-	case errors.Is(err, modbus.ErrFrame):
-		return fmt.Sprintf("unit %d at %s answered with a malformed frame (%v): check that the target's scheme matches the device (tcp vs rtuovertcp) and, on serial, the line settings", unit, target, err)
-	}
-	return err.Error()
-}
-
 // scanModbusCmd lists the unit ids that answer on a target.
 func scanModbusCmd(ctx context.Context, env Env) int {
 	fs := flag.NewFlagSet("scan modbus", flag.ContinueOnError)
@@ -266,7 +239,7 @@ func scanModbusCmd(ctx context.Context, env Env) int {
 			if tty {
 				fmt.Fprint(env.Stdout, "\r\033[K")
 			}
-			fmt.Fprintln(env.Stderr, "weft-agent scan modbus:", explain(err, *target, u, *timeout))
+			fmt.Fprintln(env.Stderr, "weft-agent scan modbus:", modbus.Explain(err, *target, u, *timeout))
 			return 1
 		}
 		if answered {
