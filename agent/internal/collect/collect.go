@@ -9,10 +9,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/weftiot/weft/internal/backoff"
 	"github.com/weftiot/weft/protocols"
 	"github.com/weftiot/weft/wire"
 )
@@ -134,7 +134,7 @@ func (d *device) run(ctx context.Context) {
 	}()
 	attempt := 0
 	for ctx.Err() == nil {
-		if attempt > 0 && !sleep(ctx, backoff(attempt, d.opts.BackoffMin, d.opts.BackoffMax)) {
+		if attempt > 0 && !backoff.Sleep(ctx, backoff.Delay(attempt, d.opts.BackoffMin, d.opts.BackoffMax)) {
 			return
 		}
 		if err := d.Driver.Connect(ctx); err != nil {
@@ -202,7 +202,7 @@ func (d *device) session(ctx context.Context) bool {
 			missed := now.Sub(tick)/interval + 1
 			tick = tick.Add(missed * interval)
 		}
-		if !sleep(sctx, time.Until(tick)) {
+		if !backoff.Sleep(sctx, time.Until(tick)) {
 			return d.succeeded()
 		}
 	}
@@ -328,30 +328,4 @@ func (d *device) snapshot() wire.DeviceHealth {
 		h.Requests = c.Requests()
 	}
 	return h
-}
-
-// backoff is the wait before connect attempt n+1: min·2^(n-1), capped, with
-// jitter in [½, 1] of it so that devices restarting together spread out.
-func backoff(n int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 1; i < n && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits d or until ctx ends; it reports whether the full time passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

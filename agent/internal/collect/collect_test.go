@@ -310,17 +310,6 @@ func TestSubscriptionLostReconnects(t *testing.T) {
 	}
 }
 
-func TestBackoffBounds(t *testing.T) {
-	for n := 1; n < 20; n++ {
-		d := backoff(n, time.Second, 30*time.Second)
-		full := time.Second << min(n-1, 5)
-		full = min(full, 30*time.Second)
-		if d < full/2 || d > full {
-			t.Errorf("attempt %d: %v outside [%v, %v]", n, d, full/2, full)
-		}
-	}
-}
-
 // cutShort emits a bad sample for its point when its poll is cancelled, as
 // the Modbus driver does for a request that did not complete.
 type cutShort struct{ scripted }

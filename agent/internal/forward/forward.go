@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +35,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/weftiot/weft/agent/internal/spool"
+	"github.com/weftiot/weft/internal/backoff"
 	"github.com/weftiot/weft/wire"
 )
 
@@ -227,7 +227,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	attempt := 0
 	for ctx.Err() == nil {
 		if attempt > 0 {
-			if !sleep(ctx, backoff(attempt, f.opts.BackoffMin, f.opts.BackoffMax)) {
+			if !backoff.Sleep(ctx, backoff.Delay(attempt, f.opts.BackoffMin, f.opts.BackoffMax)) {
 				break
 			}
 		}
@@ -512,27 +512,5 @@ func (f *Forwarder) ackLoop(ctx context.Context) {
 				return
 			}
 		}
-	}
-}
-
-// backoff is the wait before attempt n+1: min·2^(n-1), capped, with jitter
-// in [½, 1] of it.
-func backoff(n int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 1; i < n && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

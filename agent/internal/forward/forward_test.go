@@ -245,12 +245,3 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-func TestBackoff(t *testing.T) {
-	for n := 1; n < 12; n++ {
-		full := min(time.Second<<(n-1), 30*time.Second)
-		if d := backoff(n, time.Second, 30*time.Second); d < full/2 || d > full {
-			t.Errorf("attempt %d: %v not in [%v, %v]", n, d, full/2, full)
-		}
-	}
-}

@@ -35,7 +35,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -44,6 +43,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/weftiot/weft/agent/internal/spool"
+	"github.com/weftiot/weft/internal/backoff"
 	"github.com/weftiot/weft/wire"
 )
 
@@ -242,7 +242,7 @@ var (
 func (e *EdgeNode) Run(ctx context.Context) error {
 	attempt := 0
 	for ctx.Err() == nil {
-		if attempt > 0 && !sleep(ctx, backoff(attempt, e.o.BackoffMin, e.o.BackoffMax)) {
+		if attempt > 0 && !backoff.Sleep(ctx, backoff.Delay(attempt, e.o.BackoffMin, e.o.BackoffMax)) {
 			break
 		}
 		s, err := e.connect(ctx)
@@ -701,24 +701,4 @@ func (e *EdgeNode) publishEntry(c mqtt.Client, en spool.Entry, historical bool) 
 	e.publishedBatch.Add(1)
 	e.publishedSamp.Add(uint64(len(b.Samples)))
 	return nil
-}
-
-func backoff(n int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 1; i < n && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

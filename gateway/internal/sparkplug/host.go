@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/weftiot/weft/gateway/internal/ingest"
 	"github.com/weftiot/weft/gateway/internal/registry"
+	"github.com/weftiot/weft/internal/backoff"
 	"github.com/weftiot/weft/wire"
 	spb "github.com/weftiot/weft/wire/sparkplug"
 	pb "github.com/weftiot/weft/wire/sparkplug/sparkplugpb"
@@ -155,7 +155,7 @@ func (h *Host) Run(ctx context.Context) error {
 
 	attempt := 0
 	for ctx.Err() == nil {
-		if attempt > 0 && !sleep(ctx, backoff(attempt, h.o.BackoffMin, h.o.BackoffMax)) {
+		if attempt > 0 && !backoff.Sleep(ctx, backoff.Delay(attempt, h.o.BackoffMin, h.o.BackoffMax)) {
 			break
 		}
 		lost, c, err := h.connect(ctx)
@@ -480,7 +480,7 @@ func (h *Host) write() {
 			}
 			h.m.errors.WithLabelValues("write").Inc()
 			h.warn("write", "store write failed; holding the Sparkplug readings and retrying", "error", err, "attempt", attempt, "points", n)
-			if !sleep(ctx, wait) {
+			if !backoff.Sleep(ctx, wait) {
 				return false
 			}
 			wait = min(wait*2, 30*time.Second)
@@ -534,24 +534,4 @@ func (h *Host) warn(key, msg string, args ...any) {
 	h.lastLog[key] = now
 	h.mu.Unlock()
 	h.log.Warn(msg, args...)
-}
-
-func backoff(n int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 1; i < n && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
