@@ -93,7 +93,7 @@ type Ingest struct {
 	rl     *rateLog
 	topics wire.Topics
 	client mqtt.Client
-	data   chan mqtt.Message
+	data   chan dataMsg
 	groups chan *group
 	stop   chan struct{}
 	budget *budget
@@ -106,6 +106,13 @@ type Ingest struct {
 	mu      sync.Mutex
 	waiters map[string]*waiter
 	conn    bool
+}
+
+// dataMsg is a data message with the site and agent onMessage parsed from
+// its topic, so the collector does not parse the topic again.
+type dataMsg struct {
+	m           mqtt.Message
+	site, agent string
 }
 
 type waiter struct {
@@ -147,7 +154,7 @@ func New(o Options) *Ingest {
 	}
 	log := o.Log.With("component", "ingest")
 	return &Ingest{o: o, log: log, rl: newRateLog(log, 10*time.Second), topics: wire.Topics{Prefix: o.Prefix},
-		data: make(chan mqtt.Message, o.QueueLen), groups: make(chan *group), stop: make(chan struct{}),
+		data: make(chan dataMsg, o.QueueLen), groups: make(chan *group), stop: make(chan struct{}),
 		waiters: map[string]*waiter{}, budget: newBudget(o.MaxPendingBytes),
 		batches: sync.Pool{New: func() any { return &wire.Batch{} }}}
 }
@@ -307,7 +314,7 @@ func (in *Ingest) onMessage(_ mqtt.Client, m mqtt.Message) {
 			return
 		}
 		select {
-		case in.data <- m:
+		case in.data <- dataMsg{m: m, site: site, agent: agent}:
 			in.o.Metrics.Pending.Inc()
 			in.o.Metrics.PendingBytes.Add(float64(n))
 		case <-in.stop:
@@ -436,12 +443,12 @@ func (in *Ingest) collect(ctx context.Context) {
 			continue
 		}
 		select {
-		case m := <-in.data:
+		case d := <-in.data:
 			if len(g.msgs) == 0 {
 				g.first = time.Now()
 				timer.Reset(in.o.FlushInterval)
 			}
-			in.add(g, m)
+			in.add(g, d)
 		case out <- g:
 			g, due = &group{}, false
 			timer.Stop()
@@ -459,8 +466,8 @@ func (in *Ingest) collect(ctx context.Context) {
 func (in *Ingest) drain(g *group) {
 	for {
 		select {
-		case m := <-in.data:
-			in.add(g, m)
+		case d := <-in.data:
+			in.add(g, d)
 			continue
 		default:
 		}
@@ -476,14 +483,14 @@ func (in *Ingest) drain(g *group) {
 }
 
 // add decodes one data message into the group.
-func (in *Ingest) add(g *group, m mqtt.Message) {
+func (in *Ingest) add(g *group, d dataMsg) {
+	m := d.m
 	g.msgs = append(g.msgs, m)
 	g.bytes += len(m.Payload())
-	site, agent, _, _, _ := wire.ParseTopic(in.o.Prefix, m.Topic()) // checked in onMessage
 	b := in.batches.Get().(*wire.Batch)
 	err := wire.DecodeBatch(m.Payload(), b)
 	if err == nil {
-		err = wire.CheckTopic(b, site, agent)
+		err = wire.CheckTopic(b, d.site, d.agent)
 	}
 	if err != nil {
 		in.batches.Put(b)
