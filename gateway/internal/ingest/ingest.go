@@ -90,7 +90,7 @@ type Options struct {
 type Ingest struct {
 	o      Options
 	log    *slog.Logger
-	rl     *rateLog
+	rl     *RateLog
 	topics wire.Topics
 	client mqtt.Client
 	data   chan dataMsg
@@ -153,7 +153,7 @@ func New(o Options) *Ingest {
 		o.KeepAlive = 30 * time.Second
 	}
 	log := o.Log.With("component", "ingest")
-	return &Ingest{o: o, log: log, rl: newRateLog(log, 10*time.Second), topics: wire.Topics{Prefix: o.Prefix},
+	return &Ingest{o: o, log: log, rl: NewRateLog(log, 10*time.Second), topics: wire.Topics{Prefix: o.Prefix},
 		data: make(chan dataMsg, o.QueueLen), groups: make(chan *group), stop: make(chan struct{}),
 		waiters: map[string]*waiter{}, budget: newBudget(o.MaxPendingBytes),
 		batches: sync.Pool{New: func() any { return &wire.Batch{} }}}

@@ -6,10 +6,11 @@ import (
 	"time"
 )
 
-// rateLog logs at most one message per key and interval, and says how many
+// RateLog logs at most one message per key and interval, and says how many
 // it held back. Bad input from the network can come thousands a second; the
-// counters have the totals.
-type rateLog struct {
+// counters have the totals. The native ingest and the Sparkplug host both
+// log through one.
+type RateLog struct {
 	log      *slog.Logger
 	interval time.Duration
 	mu       sync.Mutex
@@ -17,11 +18,15 @@ type rateLog struct {
 	held     map[string]int
 }
 
-func newRateLog(log *slog.Logger, interval time.Duration) *rateLog {
-	return &rateLog{log: log, interval: interval, last: map[string]time.Time{}, held: map[string]int{}}
+// NewRateLog makes a RateLog writing to log.
+func NewRateLog(log *slog.Logger, interval time.Duration) *RateLog {
+	return &RateLog{log: log, interval: interval, last: map[string]time.Time{}, held: map[string]int{}}
 }
 
-func (r *rateLog) Warn(key, msg string, args ...any) {
+// Warn logs msg with args at warning level unless a message of the same key
+// was logged less than the interval ago. The next one logged says how many
+// were held back (similar_suppressed).
+func (r *RateLog) Warn(key, msg string, args ...any) {
 	r.mu.Lock()
 	now := time.Now()
 	if t, ok := r.last[key]; ok && now.Sub(t) < r.interval {

@@ -72,6 +72,7 @@ type Options struct {
 type Host struct {
 	o   Options
 	log *slog.Logger
+	rl  *ingest.RateLog // warnings about bad input and failed writes
 	m   *metrics
 
 	queue chan *wire.Batch
@@ -84,7 +85,6 @@ type Host struct {
 	client      mqtt.Client
 	connected   bool
 	stateTS     int64 // timestamp of the current connection's STATE
-	lastLog     map[string]time.Time
 }
 
 // New makes a Host.
@@ -116,8 +116,9 @@ func New(o Options) *Host {
 	if o.Metrics == nil {
 		o.Metrics = prometheus.NewRegistry()
 	}
-	return &Host{o: o, log: o.Log.With("component", "sparkplug", "host_id", o.HostID), m: newMetrics(o.Metrics),
-		queue: make(chan *wire.Batch, o.QueueLen), stop: make(chan struct{}), tr: newTracker(), lastRebirth: map[string]time.Time{}, lastSeen: map[string]time.Time{}, lastLog: map[string]time.Time{}}
+	log := o.Log.With("component", "sparkplug", "host_id", o.HostID)
+	return &Host{o: o, log: log, rl: ingest.NewRateLog(log, 10*time.Second), m: newMetrics(o.Metrics),
+		queue: make(chan *wire.Batch, o.QueueLen), stop: make(chan struct{}), tr: newTracker(), lastRebirth: map[string]time.Time{}, lastSeen: map[string]time.Time{}}
 }
 
 // Connected reports whether the host is connected and its STATE online.
@@ -294,7 +295,7 @@ func (h *Host) onMessage(topic string, payload []byte) {
 	t, err := spb.ParseTopic(topic)
 	if err != nil {
 		h.m.messages.WithLabelValues("unknown", "topic").Inc()
-		h.warn("topic", "message on a topic that is not Sparkplug B; dropped", "topic", topic, "error", err)
+		h.rl.Warn("topic", "message on a topic that is not Sparkplug B; dropped", "topic", topic, "error", err)
 		return
 	}
 	if t.Type == spb.STATE {
@@ -308,7 +309,7 @@ func (h *Host) onMessage(topic string, payload []byte) {
 			reason = "too_large"
 		}
 		h.m.messages.WithLabelValues(string(t.Type), reason).Inc()
-		h.warn("payload"+string(t.Type), "undecodable Sparkplug B payload; dropped", "topic", topic, "bytes", len(payload), "error", err)
+		h.rl.Warn("payload"+string(t.Type), "undecodable Sparkplug B payload; dropped", "topic", topic, "bytes", len(payload), "error", err)
 		return
 	}
 	now := time.Now()
@@ -325,7 +326,7 @@ func (h *Host) onMessage(topic string, payload []byte) {
 	}
 	for _, e := range out.problems {
 		h.m.metricErrors.Inc()
-		h.warn("metric", "a metric was not stored", "topic", topic, "error", e)
+		h.rl.Warn("metric", "a metric was not stored", "topic", topic, "error", e)
 	}
 	if out.rebirth != "" {
 		h.requestRebirth(t.Group, t.EdgeNode, out.rebirth, now)
@@ -479,7 +480,7 @@ func (h *Host) write() {
 				return true
 			}
 			h.m.errors.WithLabelValues("write").Inc()
-			h.warn("write", "store write failed; holding the Sparkplug readings and retrying", "error", err, "attempt", attempt, "points", n)
+			h.rl.Warn("write", "store write failed; holding the Sparkplug readings and retrying", "error", err, "attempt", attempt, "points", n)
 			if !backoff.Sleep(ctx, wait) {
 				return false
 			}
@@ -521,17 +522,4 @@ func (h *Host) write() {
 			return
 		}
 	}
-}
-
-// warn logs at most once per key every 10 seconds; counters hold the totals.
-func (h *Host) warn(key, msg string, args ...any) {
-	h.mu.Lock()
-	now := time.Now()
-	if t, ok := h.lastLog[key]; ok && now.Sub(t) < 10*time.Second {
-		h.mu.Unlock()
-		return
-	}
-	h.lastLog[key] = now
-	h.mu.Unlock()
-	h.log.Warn(msg, args...)
 }
