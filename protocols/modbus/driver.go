@@ -511,16 +511,15 @@ func (d *Driver) record(err error, rtt time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := &d.stats
-	var ex *ExceptionError
-	answered := err == nil || errors.As(err, &ex)
-	if answered {
-		s.LastRTT = rtt
-		s.MaxRTT = max(s.MaxRTT, rtt)
-		s.answers++
-		s.rttSum += rtt
-	}
 	if err == nil {
+		s.answered(rtt)
 		return
+	}
+	// ex is declared only here: errors.As makes it escape, and a
+	// successful request (the hot path) must not pay for it.
+	var ex *ExceptionError
+	if errors.As(err, &ex) {
+		s.answered(rtt)
 	}
 	s.Errors++
 	switch {
@@ -538,6 +537,14 @@ func (d *Driver) record(err error, rtt time.Duration) {
 	}
 	s.LastError = err.Error()
 	s.LastErrorAt = time.Now()
+}
+
+// answered counts the round-trip time of a request the device answered.
+func (s *Stats) answered(rtt time.Duration) {
+	s.LastRTT = rtt
+	s.MaxRTT = max(s.MaxRTT, rtt)
+	s.answers++
+	s.rttSum += rtt
 }
 
 // sendFunc adapts a function to goburrow's Transporter.

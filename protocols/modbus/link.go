@@ -235,16 +235,17 @@ func (e *dialError) Unwrap() []error { return []error{protocols.ErrNotConnected,
 
 // readMBAP reads one Modbus TCP answer and checks it belongs to req.
 func readMBAP(r io.Reader, req []byte) ([]byte, error) {
-	var hdr [7]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	// One buffer for the header and the rest: the longest answer is the
+	// 6 header bytes before the length plus a length of 254.
+	ans := make([]byte, 7, 6+254)
+	if _, err := io.ReadFull(r, ans); err != nil {
 		return nil, err
 	}
-	n := int(binary.BigEndian.Uint16(hdr[4:]))
-	if binary.BigEndian.Uint16(hdr[2:]) != 0 || n < 2 || n > 254 {
-		return nil, fmt.Errorf("%w: MBAP header % x", ErrFrame, hdr)
+	n := int(binary.BigEndian.Uint16(ans[4:]))
+	if binary.BigEndian.Uint16(ans[2:]) != 0 || n < 2 || n > 254 {
+		return nil, fmt.Errorf("%w: MBAP header % x", ErrFrame, ans)
 	}
-	ans := make([]byte, 6+n)
-	copy(ans, hdr[:])
+	ans = ans[:6+n]
 	if _, err := io.ReadFull(r, ans[7:]); err != nil {
 		return nil, err
 	}

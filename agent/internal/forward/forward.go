@@ -36,6 +36,7 @@ import (
 
 	"github.com/weftiot/weft/agent/internal/spool"
 	"github.com/weftiot/weft/internal/backoff"
+	"github.com/weftiot/weft/internal/mqttconn"
 	"github.com/weftiot/weft/wire"
 )
 
@@ -177,14 +178,7 @@ func (f *Forwarder) Publish(topic string, qos byte, retained bool, payload []byt
 	if c == nil || !f.connected.Load() {
 		return ErrNotConnected
 	}
-	tok := c.Publish(topic, qos, retained, payload)
-	if !tok.WaitTimeout(wait) {
-		return fmt.Errorf("publish %s: no acknowledgement within %v", topic, wait)
-	}
-	if err := tok.Error(); err != nil {
-		return fmt.Errorf("publish %s: %w", topic, err)
-	}
-	return nil
+	return mqttconn.Publish(c, topic, qos, retained, payload, wait)
 }
 
 // PublishStatus publishes the retained online status again (after a
@@ -280,31 +274,12 @@ func offline(st wire.Status) wire.Status {
 
 // connect makes one paho client and connects it once.
 func (f *Forwarder) connect(ctx context.Context) (mqtt.Client, <-chan error, error) {
-	lost := make(chan error, 1)
-	o := mqtt.NewClientOptions().
-		AddBroker(f.opts.Broker).
-		SetClientID(f.opts.ClientID).
-		SetCleanSession(false).
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetKeepAlive(f.opts.KeepAlive).
-		SetPingTimeout(min(f.opts.KeepAlive, 10*time.Second)).
-		SetConnectTimeout(f.opts.ConnectTimeout).
-		SetWriteTimeout(f.opts.ConnectTimeout).
-		SetOrderMatters(false).
-		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			select {
-			case lost <- err:
-			default:
-			}
-		})
-	if f.opts.Username != "" {
-		o.SetUsername(f.opts.Username)
-		o.SetPassword(f.opts.Password)
-	}
-	if f.opts.TLS != nil {
-		o.SetTLSConfig(f.opts.TLS)
-	}
+	o, lost := mqttconn.Conn{
+		Broker: f.opts.Broker, ClientID: f.opts.ClientID,
+		Username: f.opts.Username, Password: f.opts.Password, TLS: f.opts.TLS,
+		CleanSession: false, KeepAlive: f.opts.KeepAlive, ConnectTimeout: f.opts.ConnectTimeout,
+	}.Options()
+	o.SetWriteTimeout(f.opts.ConnectTimeout).SetOrderMatters(false)
 	if f.opts.Online != nil {
 		if b, err := jsonMarshal(offline(f.opts.Online())); err == nil {
 			o.SetBinaryWill(f.opts.StatusTopic, b, 1, true)
@@ -319,16 +294,9 @@ func (f *Forwarder) connect(ctx context.Context) (mqtt.Client, <-chan error, err
 		// the subscription below is made: the default handler takes them.
 		o.SetDefaultPublishHandler(handler)
 	}
-	c := mqtt.NewClient(o)
-	tok := c.Connect()
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		go func() { <-tok.Done(); c.Disconnect(0) }()
-		return nil, nil, ctx.Err()
-	}
-	if err := tok.Error(); err != nil {
-		return nil, nil, fmt.Errorf("connect %s as %q: %w", f.opts.Broker, f.opts.ClientID, err)
+	c, err := mqttconn.Connect(ctx, o)
+	if err != nil {
+		return nil, nil, err
 	}
 	return c, lost, nil
 }
@@ -351,14 +319,13 @@ func (f *Forwarder) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 		if err != nil {
 			return err
 		}
-		if tok := c.Publish(f.opts.StatusTopic, 1, true, b); !tok.WaitTimeout(f.opts.ConnectTimeout) || tok.Error() != nil {
-			return fmt.Errorf("publish online status: %v", tokErr(tok))
+		if err := mqttconn.Wait(c.Publish(f.opts.StatusTopic, 1, true, b), f.opts.ConnectTimeout); err != nil {
+			return fmt.Errorf("publish online status on %s: %w", f.opts.StatusTopic, err)
 		}
 	}
 	if f.opts.CmdFilter != "" && f.opts.OnCommand != nil {
-		tok := c.Subscribe(f.opts.CmdFilter, 1, nil)
-		if !tok.WaitTimeout(f.opts.ConnectTimeout) || tok.Error() != nil {
-			return fmt.Errorf("subscribe %s: %v", f.opts.CmdFilter, tokErr(tok))
+		if err := mqttconn.Wait(c.Subscribe(f.opts.CmdFilter, 1, nil), f.opts.ConnectTimeout); err != nil {
+			return fmt.Errorf("subscribe %s: %w", f.opts.CmdFilter, err)
 		}
 	}
 	f.mu.Lock()
@@ -450,13 +417,6 @@ func (f *Forwarder) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 			return errStop
 		}
 	}
-}
-
-func tokErr(t mqtt.Token) error {
-	if err := t.Error(); err != nil {
-		return err
-	}
-	return errors.New("timed out")
 }
 
 func (f *Forwarder) isPendingAck(seq uint64) bool {

@@ -44,6 +44,7 @@ import (
 
 	"github.com/weftiot/weft/agent/internal/spool"
 	"github.com/weftiot/weft/internal/backoff"
+	"github.com/weftiot/weft/internal/mqttconn"
 	"github.com/weftiot/weft/wire"
 )
 
@@ -199,14 +200,7 @@ func (e *EdgeNode) Publish(topic string, qos byte, retained bool, payload []byte
 	if c == nil || !e.connected.Load() {
 		return ErrNotConnected
 	}
-	tok := c.Publish(topic, qos, retained, payload)
-	if !tok.WaitTimeout(wait) {
-		return fmt.Errorf("publish %s: no acknowledgement within %v", topic, wait)
-	}
-	if err := tok.Error(); err != nil {
-		return fmt.Errorf("publish %s: %w", topic, err)
-	}
-	return nil
+	return mqttconn.Publish(c, topic, qos, retained, payload, wait)
 }
 
 // PublishStatus asks for a rebirth: in Sparkplug the births are the status
@@ -281,7 +275,7 @@ func (e *EdgeNode) Run(ctx context.Context) error {
 // conn is one MQTT connection and what arrives on it.
 type conn struct {
 	c     mqtt.Client
-	lost  chan error
+	lost  <-chan error
 	state chan hostState
 }
 
@@ -302,42 +296,18 @@ func (e *EdgeNode) connect(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	e.bdSeq = bd
-	s := &conn{lost: make(chan error, 1), state: make(chan hostState, 8)}
-	o := mqtt.NewClientOptions().
-		AddBroker(e.o.Broker).
-		SetClientID(e.o.ClientID).
-		SetCleanSession(true). // Sparkplug 3.0: clean session for edge nodes
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetKeepAlive(e.o.KeepAlive).
-		SetPingTimeout(min(e.o.KeepAlive, 10*time.Second)).
-		SetConnectTimeout(e.o.ConnectTimeout).
-		SetWriteTimeout(e.o.ConnectTimeout).
+	o, lost := mqttconn.Conn{
+		Broker: e.o.Broker, ClientID: e.o.ClientID,
+		Username: e.o.Username, Password: e.o.Password, TLS: e.o.TLS,
+		CleanSession: true, // Sparkplug 3.0: clean session for edge nodes
+		KeepAlive:    e.o.KeepAlive, ConnectTimeout: e.o.ConnectTimeout,
+	}.Options()
+	o.SetWriteTimeout(e.o.ConnectTimeout).
 		SetOrderMatters(false).
-		SetBinaryWill(nodeTopic(e.o.Group, typeNDEATH, e.o.EdgeNode), e.deathPayload(), 1, false).
-		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			select {
-			case s.lost <- err:
-			default:
-			}
-		})
-	if e.o.Username != "" {
-		o.SetUsername(e.o.Username)
-		o.SetPassword(e.o.Password)
-	}
-	if e.o.TLS != nil {
-		o.SetTLSConfig(e.o.TLS)
-	}
-	s.c = mqtt.NewClient(o)
-	tok := s.c.Connect()
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		go func() { <-tok.Done(); s.c.Disconnect(0) }()
-		return nil, ctx.Err()
-	}
-	if err := tok.Error(); err != nil {
-		return nil, fmt.Errorf("connect %s as %q: %w", e.o.Broker, e.o.ClientID, err)
+		SetBinaryWill(nodeTopic(e.o.Group, typeNDEATH, e.o.EdgeNode), e.deathPayload(), 1, false)
+	s := &conn{lost: lost, state: make(chan hostState, 8)}
+	if s.c, err = mqttconn.Connect(ctx, o); err != nil {
+		return nil, err
 	}
 	subs := map[string]mqtt.MessageHandler{
 		nodeTopic(e.o.Group, typeNCMD, e.o.EdgeNode): e.onNCMD,
@@ -365,10 +335,9 @@ func (e *EdgeNode) connect(ctx context.Context) (*conn, error) {
 		subs[e.o.CmdFilter] = func(_ mqtt.Client, m mqtt.Message) { e.o.OnCommand(m.Topic(), m.Payload()) }
 	}
 	for topic, h := range subs {
-		t := s.c.Subscribe(topic, 1, h)
-		if !t.WaitTimeout(e.o.ConnectTimeout) || t.Error() != nil {
+		if err := mqttconn.Wait(s.c.Subscribe(topic, 1, h), e.o.ConnectTimeout); err != nil {
 			s.c.Disconnect(0)
-			return nil, fmt.Errorf("subscribe %s: %v", topic, tokErr(t))
+			return nil, fmt.Errorf("subscribe %s: %w", topic, err)
 		}
 	}
 	return s, nil
@@ -392,13 +361,6 @@ func (e *EdgeNode) goOffline(c mqtt.Client) {
 	t := c.Publish(nodeTopic(e.o.Group, typeNDEATH, e.o.EdgeNode), 1, false, e.deathPayload())
 	t.WaitTimeout(2 * time.Second)
 	c.Disconnect(500)
-}
-
-func tokErr(t mqtt.Token) error {
-	if err := t.Error(); err != nil {
-		return err
-	}
-	return errors.New("timed out")
 }
 
 // session waits for the primary host (if any), births, and publishes the
@@ -509,11 +471,7 @@ func (e *EdgeNode) next() uint64 {
 }
 
 func (e *EdgeNode) publish(c mqtt.Client, topic string, qos byte, p *payload) error {
-	t := c.Publish(topic, qos, false, p.encode())
-	if !t.WaitTimeout(e.o.ConnectTimeout) || t.Error() != nil {
-		return fmt.Errorf("publish %s: %v", topic, tokErr(t))
-	}
-	return nil
+	return mqttconn.Publish(c, topic, qos, false, p.encode(), e.o.ConnectTimeout)
 }
 
 // birth publishes NBIRTH and a DBIRTH for every device that is up. It

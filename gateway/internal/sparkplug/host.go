@@ -31,6 +31,7 @@ import (
 	"github.com/weftiot/weft/gateway/internal/ingest"
 	"github.com/weftiot/weft/gateway/internal/registry"
 	"github.com/weftiot/weft/internal/backoff"
+	"github.com/weftiot/weft/internal/mqttconn"
 	"github.com/weftiot/weft/wire"
 	spb "github.com/weftiot/weft/wire/sparkplug"
 	pb "github.com/weftiot/weft/wire/sparkplug/sparkplugpb"
@@ -196,41 +197,17 @@ func (h *Host) setClient(c mqtt.Client) {
 func (h *Host) connect(ctx context.Context) (<-chan error, mqtt.Client, error) {
 	ts := time.Now().UnixMilli()
 	stateTopic := spb.StateTopic(h.o.HostID)
-	lost := make(chan error, 1)
-	o := mqtt.NewClientOptions().
-		AddBroker(h.o.Broker).
-		SetClientID(h.o.ClientID).
-		SetCleanSession(true).
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetKeepAlive(h.o.KeepAlive).
-		SetConnectTimeout(10*time.Second).
-		SetOrderMatters(true).
+	o, lost := mqttconn.Conn{
+		Broker: h.o.Broker, ClientID: h.o.ClientID,
+		Username: h.o.Username, Password: h.o.Password, TLS: h.o.TLS,
+		CleanSession: true, KeepAlive: h.o.KeepAlive, ConnectTimeout: 10 * time.Second,
+	}.Options()
+	o.SetOrderMatters(true).
 		SetBinaryWill(stateTopic, spb.EncodeState(spb.State{Online: false, Timestamp: ts}), 1, true).
-		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { h.onMessage(m.Topic(), m.Payload()) }).
-		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			select {
-			case lost <- err:
-			default:
-			}
-		})
-	if h.o.Username != "" {
-		o.SetUsername(h.o.Username)
-		o.SetPassword(h.o.Password)
-	}
-	if h.o.TLS != nil {
-		o.SetTLSConfig(h.o.TLS)
-	}
-	c := mqtt.NewClient(o)
-	tok := c.Connect()
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		go func() { <-tok.Done(); c.Disconnect(0) }()
-		return nil, nil, ctx.Err()
-	}
-	if err := tok.Error(); err != nil {
-		return nil, nil, fmt.Errorf("sparkplug host: connect %s as %q: %w", h.o.Broker, h.o.ClientID, err)
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { h.onMessage(m.Topic(), m.Payload()) })
+	c, err := mqttconn.Connect(ctx, o)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sparkplug host: %w", err)
 	}
 	h.mu.Lock()
 	h.stateTS = ts
