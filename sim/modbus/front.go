@@ -366,64 +366,39 @@ func (h *handler) machine(unit byte, table string, addr, qty uint16) (*machine, 
 	return m, nil
 }
 
-func rangeOK(addr, qty uint16, n int) bool { return int(addr)+int(qty) <= n }
-
-func (h *handler) HandleCoils(req *mbs.CoilsRequest) ([]bool, error) {
-	m, err := h.machine(req.UnitId, "coil", req.Addr, req.Quantity)
+// serve answers one request on a table of m (which picks that table): a
+// write stores args, a read returns a copy of the values asked for; an
+// address range past the table's end is exception 2.
+func serve[T any](h *handler, unit byte, table string, addr, qty uint16, write bool, args []T, values func(m *machine) []T) ([]T, error) {
+	m, err := h.machine(unit, table, addr, qty)
 	if err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !rangeOK(req.Addr, req.Quantity, len(m.coils)) {
+	vals := values(m)
+	if int(addr)+int(qty) > len(vals) {
 		return nil, mbs.ErrIllegalDataAddress
 	}
-	if req.IsWrite {
-		copy(m.coils[req.Addr:], req.Args)
+	if write {
+		copy(vals[addr:], args)
 		return nil, nil
 	}
-	return append([]bool(nil), m.coils[req.Addr:int(req.Addr)+int(req.Quantity)]...), nil
+	return append([]T(nil), vals[addr:int(addr)+int(qty)]...), nil
+}
+
+func (h *handler) HandleCoils(req *mbs.CoilsRequest) ([]bool, error) {
+	return serve(h, req.UnitId, "coil", req.Addr, req.Quantity, req.IsWrite, req.Args, func(m *machine) []bool { return m.coils })
 }
 
 func (h *handler) HandleDiscreteInputs(req *mbs.DiscreteInputsRequest) ([]bool, error) {
-	m, err := h.machine(req.UnitId, "discrete", req.Addr, req.Quantity)
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !rangeOK(req.Addr, req.Quantity, len(m.discrete)) {
-		return nil, mbs.ErrIllegalDataAddress
-	}
-	return append([]bool(nil), m.discrete[req.Addr:int(req.Addr)+int(req.Quantity)]...), nil
+	return serve(h, req.UnitId, "discrete", req.Addr, req.Quantity, false, nil, func(m *machine) []bool { return m.discrete })
 }
 
 func (h *handler) HandleHoldingRegisters(req *mbs.HoldingRegistersRequest) ([]uint16, error) {
-	m, err := h.machine(req.UnitId, "holding", req.Addr, req.Quantity)
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !rangeOK(req.Addr, req.Quantity, len(m.holding)) {
-		return nil, mbs.ErrIllegalDataAddress
-	}
-	if req.IsWrite {
-		copy(m.holding[req.Addr:], req.Args)
-		return nil, nil
-	}
-	return append([]uint16(nil), m.holding[req.Addr:int(req.Addr)+int(req.Quantity)]...), nil
+	return serve(h, req.UnitId, "holding", req.Addr, req.Quantity, req.IsWrite, req.Args, func(m *machine) []uint16 { return m.holding })
 }
 
 func (h *handler) HandleInputRegisters(req *mbs.InputRegistersRequest) ([]uint16, error) {
-	m, err := h.machine(req.UnitId, "input", req.Addr, req.Quantity)
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !rangeOK(req.Addr, req.Quantity, len(m.input)) {
-		return nil, mbs.ErrIllegalDataAddress
-	}
-	return append([]uint16(nil), m.input[req.Addr:int(req.Addr)+int(req.Quantity)]...), nil
+	return serve(h, req.UnitId, "input", req.Addr, req.Quantity, false, nil, func(m *machine) []uint16 { return m.input })
 }
