@@ -1,6 +1,9 @@
 package sparkplug
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
 // metrics are the host's figures on the gateway's /metrics; docs/sparkplug.md
 // lists them.
@@ -14,37 +17,38 @@ type metrics struct {
 	errors       *prometheus.CounterVec
 }
 
+// newMetrics makes the metrics, registered on reg as they are made.
 func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
 	m := &metrics{
-		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+		messages: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_gateway_sparkplug_messages_total",
 			Help: "Sparkplug B messages received, by type (NBIRTH, DDATA, STATE, ...) and outcome: ok, ignored, malformed, too_large, topic.",
 		}, []string{"type", "outcome"}),
-		rebirths: prometheus.NewCounterVec(prometheus.CounterOpts{
+		rebirths: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_gateway_sparkplug_rebirth_requests_total",
 			Help: "Rebirth requests (NCMD Node Control/Rebirth), by reason (seq_gap, alias, unborn, device, bad_birth) and action (sent, or held by the rate limit).",
 		}, []string{"reason", "action"}),
-		samples: prometheus.NewCounter(prometheus.CounterOpts{
+		samples: f.NewCounter(prometheus.CounterOpts{
 			Name: "weft_gateway_sparkplug_samples_total",
 			Help: "Metric values read from Sparkplug B births and data, queued for the store.",
 		}),
-		written: prometheus.NewCounter(prometheus.CounterOpts{
+		written: f.NewCounter(prometheus.CounterOpts{
 			Name: "weft_gateway_sparkplug_points_written_total",
 			Help: "Points from Sparkplug B the store accepted.",
 		}),
-		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+		rejected: f.NewCounter(prometheus.CounterOpts{
 			Name: "weft_gateway_sparkplug_points_rejected_total",
 			Help: "Points from Sparkplug B the store refused as bad and that were dropped.",
 		}),
-		metricErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		metricErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "weft_gateway_sparkplug_metric_errors_total",
 			Help: "Metrics not stored: a type Weft does not carry (DataSet, Template, Bytes, arrays), a value that does not fit its datatype, or an unknown alias.",
 		}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		errors: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_gateway_sparkplug_errors_total",
 			Help: "Errors of the Sparkplug host by kind: connect, connection_lost, write.",
 		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.messages, m.rebirths, m.samples, m.written, m.rejected, m.metricErrors, m.errors)
 	return m
 }
