@@ -237,9 +237,6 @@ func (d *device) poll(ctx context.Context) error {
 	h.Reads++
 	h.Samples += n
 	h.LatencyMs = float64(took.Microseconds()) / 1000
-	if c, ok := d.Driver.(protocols.Counter); ok {
-		h.Requests = c.Requests()
-	}
 	if err == nil {
 		if d.failures >= d.opts.DemoteAfter {
 			d.log.Info("device: answering again; back to its interval", "interval", d.Interval)
