@@ -37,8 +37,8 @@ type Rule struct {
 // Filter applies the Rules of one device's points. It is safe for
 // concurrent use (a device's poll and subscription goroutines share it).
 type Filter struct {
-	mu     sync.Mutex
-	points map[string]*pointState
+	points map[string]*pointState // fixed by NewFilter
+	mu     sync.Mutex             // guards the pointStates
 
 	passed     atomic.Uint64
 	suppressed atomic.Uint64
@@ -82,13 +82,12 @@ func NewFilter(rules map[string]Rule) *Filter {
 
 // Apply scales s in place and reports whether it is to be published.
 func (f *Filter) Apply(s *wire.Sample) bool {
-	f.mu.Lock()
-	p := f.points[s.Point]
+	p := f.points[s.Point] // read-only after NewFilter: no lock
 	if p == nil {
-		f.mu.Unlock()
 		f.passed.Add(1)
 		return true
 	}
+	f.mu.Lock()
 	s.Value = scale(s.Value, p.rule)
 	ok := p.report(s)
 	f.mu.Unlock()
