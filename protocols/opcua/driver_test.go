@@ -217,6 +217,31 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	}
 }
 
+// runAgent connects d and runs agentLoop on it until the test ends; the
+// collector gets its samples. subscribeFailed fails the test at once if
+// Subscribe has returned an error that does not wrap ErrNotConnected.
+func runAgent(t *testing.T, ctx context.Context, d *Driver) (c *collector, subscribeFailed func()) {
+	t.Helper()
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c = &collector{}
+	lctx, stop := context.WithCancel(ctx)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); agentLoop(lctx, d, c.emit, errs) }()
+	t.Cleanup(func() { stop(); wg.Wait() })
+	return c, func() {
+		t.Helper()
+		select {
+		case err := <-errs:
+			t.Fatalf("Subscribe failed without ErrNotConnected: %v", err)
+		default:
+		}
+	}
+}
+
 // agentLoop mimics the agent: Subscribe until it fails, then Connect with
 // backoff until that works, then Subscribe again.
 func agentLoop(ctx context.Context, d *Driver, emit protocols.Emit, errs chan<- error) {
@@ -249,16 +274,7 @@ func TestRestartMidSubscription(t *testing.T) {
 		{Name: "counter", PointConfig: PointConfig{BrowsePath: "/Objects/1:Types/1:Counter"}},
 	})
 	ctx := ctxT(t, 90*time.Second)
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var c collector
-	lctx, stop := context.WithCancel(ctx)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); agentLoop(lctx, d, c.emit, errs) }()
-	defer func() { stop(); wg.Wait() }()
+	c, subscribeFailed := runAgent(t, ctx, d)
 
 	rounds := 3
 	if testing.Short() {
@@ -279,11 +295,7 @@ func TestRestartMidSubscription(t *testing.T) {
 		if st.LastGap <= 0 || st.LastLost.IsZero() {
 			t.Errorf("round %d: gap not reported: %+v", round, st)
 		}
-		select {
-		case err := <-errs:
-			t.Fatalf("Subscribe failed without ErrNotConnected: %v", err)
-		default:
-		}
+		subscribeFailed()
 	}
 }
 
@@ -299,16 +311,7 @@ func TestStalledSubscription(t *testing.T) {
 		{Name: "counter", PointConfig: PointConfig{Node: "ns=1;s=Types.Counter"}},
 	})
 	ctx := ctxT(t, 60*time.Second)
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var c collector
-	lctx, stop := context.WithCancel(ctx)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); agentLoop(lctx, d, c.emit, errs) }()
-	defer func() { stop(); wg.Wait() }()
+	c, subscribeFailed := runAgent(t, ctx, d)
 
 	n := c.count("counter")
 	waitFor(t, 10*time.Second, "values before the stall", func() bool { return c.count("counter") >= n+3 })
@@ -330,11 +333,7 @@ func TestStalledSubscription(t *testing.T) {
 	if st := d.Stats(); st.Reconnects < 1 || st.LastGap <= 0 {
 		t.Errorf("stats after the stall: %+v, want a reconnect and its gap", st)
 	}
-	select {
-	case err := <-errs:
-		t.Fatalf("Subscribe failed without ErrNotConnected: %v", err)
-	default:
-	}
+	subscribeFailed()
 }
 
 // TestNetworkCut cuts the network under a live subscription without either
@@ -347,16 +346,7 @@ func TestNetworkCut(t *testing.T) {
 		{Name: "counter", PointConfig: PointConfig{Node: "ns=1;s=Types.Counter"}},
 	})
 	ctx := ctxT(t, 60*time.Second)
-	if err := d.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var c collector
-	lctx, stop := context.WithCancel(ctx)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); agentLoop(lctx, d, c.emit, errs) }()
-	defer func() { stop(); wg.Wait() }()
+	c, subscribeFailed := runAgent(t, ctx, d)
 
 	n := c.count("counter")
 	waitFor(t, 10*time.Second, "values before the cut", func() bool { return c.count("counter") >= n+3 })
@@ -372,11 +362,7 @@ func TestNetworkCut(t *testing.T) {
 	if st := d.Stats(); st.Reconnects != 1 || st.LastGap < 3*time.Second {
 		t.Errorf("after the cut: %+v, want one reconnect and a gap of at least the 3 s cut", st)
 	}
-	select {
-	case err := <-errs:
-		t.Fatalf("Subscribe failed without ErrNotConnected: %v", err)
-	default:
-	}
+	subscribeFailed()
 }
 
 // TestQuietSubscription subscribes to a value that never changes: the server
