@@ -2,6 +2,7 @@ package wire
 
 import (
 	"math"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
@@ -256,23 +257,103 @@ func (d *decoder) expect(c byte, what string) error {
 	return d.malformed("want " + what + ", found " + d.describe())
 }
 
-// Bits for the keys seen in an object, to find missing and duplicate keys.
+// Bits for the keys seen in an object, to find missing and duplicate keys:
+// the keys of a data message, then those of a sample. Bit 1<<i is keyNames[i].
 const (
 	seenV = 1 << iota
 	seenAgent
 	seenSite
 	seenSeq
 	seenSamples
-)
-
-const (
-	seenDevice = 1 << iota
+	seenDevice
 	seenPoint
 	seenValue
 	seenQuality
 	seenCode
 	seenTS
+
+	batchKeys      = seenV | seenAgent | seenSite | seenSeq | seenSamples
+	batchRequired  = batchKeys
+	sampleKeys     = seenDevice | seenPoint | seenValue | seenQuality | seenCode | seenTS
+	sampleRequired = sampleKeys &^ seenCode
 )
+
+var keyNames = [...]string{"v", "agent", "site", "seq", "samples", "device", "point", "value", "quality", "code", "ts"}
+
+func keyBit(key []byte) int {
+	switch string(key) {
+	case "v":
+		return seenV
+	case "agent":
+		return seenAgent
+	case "site":
+		return seenSite
+	case "seq":
+		return seenSeq
+	case "samples":
+		return seenSamples
+	case "device":
+		return seenDevice
+	case "point":
+		return seenPoint
+	case "value":
+		return seenValue
+	case "quality":
+		return seenQuality
+	case "code":
+		return seenCode
+	case "ts":
+		return seenTS
+	}
+	return 0
+}
+
+// member moves to the next key of an object whose '{' is consumed, for the
+// loops of batch and oneSample: at the first it takes the '}' of an empty
+// object, after a value the ',' or the closing '}' (end is true at a '}').
+// It returns the key's bit if it is one of known (0 for a key this build does
+// not know: the caller skips its value) and where the key starts, with
+// d.key naming it for the errors of its value. A known key written twice is
+// an error.
+func (d *decoder) member(known int, seen *int, first bool) (bit, keyAt int, end bool, err error) {
+	d.key = ""
+	d.skipWS()
+	switch {
+	case first && d.pos < len(d.data) && d.data[d.pos] == '}':
+		d.pos++
+		return 0, 0, true, nil
+	case first:
+	case d.pos < len(d.data) && d.data[d.pos] == ',':
+		d.pos++
+		d.skipWS()
+	default:
+		return 0, 0, true, d.expect('}', `',' or '}'`)
+	}
+	keyAt = d.pos
+	key, err := d.objectKey()
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if bit = keyBit(key) & known; bit != 0 {
+		d.key = keyNames[bits.TrailingZeros(uint(bit))]
+		if *seen&bit != 0 {
+			d.pos = keyAt
+			return 0, 0, false, d.malformed("duplicate key")
+		}
+		*seen |= bit
+	}
+	d.skipWS()
+	return bit, keyAt, false, nil
+}
+
+// missingKey is the error for the first key in required but not in seen,
+// nil when none is missing.
+func (d *decoder) missingKey(required, seen int) error {
+	if m := required &^ seen; m != 0 {
+		return d.malformed(`missing key "` + keyNames[bits.TrailingZeros(uint(m))] + `"`)
+	}
+	return nil
+}
 
 func (d *decoder) batch(b *Batch, prev []Sample) error {
 	d.skipWS()
@@ -285,43 +366,18 @@ func (d *decoder) batch(b *Batch, prev []Sample) error {
 	d.pos++
 	seen := 0
 	for first := true; ; first = false {
-		d.skipWS()
-		if first && d.pos < len(d.data) && d.data[d.pos] == '}' {
-			d.pos++
-			break
-		}
-		d.key = ""
-		keyAt := d.pos
-		key, err := d.objectKey()
+		bit, keyAt, end, err := d.member(batchKeys, &seen, first)
 		if err != nil {
 			return err
 		}
-		var bit int
-		switch string(key) {
-		case "v":
-			bit, d.key = seenV, "v"
-		case "agent":
-			bit, d.key = seenAgent, "agent"
-		case "site":
-			bit, d.key = seenSite, "site"
-		case "seq":
-			bit, d.key = seenSeq, "seq"
-		case "samples":
-			bit, d.key = seenSamples, "samples"
-		}
-		if bit != 0 {
-			if seen&bit != 0 {
-				d.pos = keyAt
-				return d.malformed("duplicate key")
-			}
-			seen |= bit
+		if end {
+			break
 		}
 		if bit != seenV && seen&seenV == 0 {
 			d.pos = keyAt
 			d.key = ""
 			return d.malformed(`"v" must be the first key`)
 		}
-		d.skipWS()
 		switch bit {
 		case seenV:
 			at := d.pos
@@ -365,31 +421,13 @@ func (d *decoder) batch(b *Batch, prev []Sample) error {
 				return err
 			}
 		}
-		d.key = ""
-		d.skipWS()
-		if d.pos < len(d.data) && d.data[d.pos] == ',' {
-			d.pos++
-			continue
-		}
-		if err := d.expect('}', `',' or '}'`); err != nil {
-			return err
-		}
-		break
 	}
 	d.skipWS()
 	if d.pos != len(d.data) {
 		return d.malformed("trailing bytes after the message: " + d.describe())
 	}
 	d.key = ""
-	for _, m := range [...]struct {
-		bit  int
-		name string
-	}{{seenV, "v"}, {seenAgent, "agent"}, {seenSite, "site"}, {seenSeq, "seq"}, {seenSamples, "samples"}} {
-		if seen&m.bit == 0 {
-			return d.malformed(`missing key "` + m.name + `"`)
-		}
-	}
-	return nil
+	return d.missingKey(batchRequired, seen)
 }
 
 func (d *decoder) samples(b *Batch, prev []Sample) error {
@@ -440,40 +478,13 @@ func (d *decoder) oneSample(s *Sample, old, last *Sample) error {
 	}
 	seen := 0
 	for first := true; ; first = false {
-		d.skipWS()
-		if first && d.pos < len(d.data) && d.data[d.pos] == '}' {
-			d.pos++
-			break
-		}
-		d.key = ""
-		keyAt := d.pos
-		key, err := d.objectKey()
+		bit, _, end, err := d.member(sampleKeys, &seen, first)
 		if err != nil {
 			return err
 		}
-		var bit int
-		switch string(key) {
-		case "device":
-			bit, d.key = seenDevice, "device"
-		case "point":
-			bit, d.key = seenPoint, "point"
-		case "value":
-			bit, d.key = seenValue, "value"
-		case "quality":
-			bit, d.key = seenQuality, "quality"
-		case "code":
-			bit, d.key = seenCode, "code"
-		case "ts":
-			bit, d.key = seenTS, "ts"
+		if end {
+			break
 		}
-		if bit != 0 {
-			if seen&bit != 0 {
-				d.pos = keyAt
-				return d.malformed("duplicate key")
-			}
-			seen |= bit
-		}
-		d.skipWS()
 		switch bit {
 		case seenDevice:
 			var a, b string
@@ -544,25 +555,10 @@ func (d *decoder) oneSample(s *Sample, old, last *Sample) error {
 				return err
 			}
 		}
-		d.key = ""
-		d.skipWS()
-		if d.pos < len(d.data) && d.data[d.pos] == ',' {
-			d.pos++
-			continue
-		}
-		if err := d.expect('}', `',' or '}'`); err != nil {
-			return err
-		}
-		break
 	}
-	for _, m := range [...]struct {
-		bit  int
-		name string
-	}{{seenDevice, "device"}, {seenPoint, "point"}, {seenValue, "value"}, {seenQuality, "quality"}, {seenTS, "ts"}} {
-		if seen&m.bit == 0 {
-			d.pos--
-			return d.malformed(`missing key "` + m.name + `"`)
-		}
+	if seen&sampleRequired != sampleRequired {
+		d.pos-- // at the sample's '}'
+		return d.missingKey(sampleRequired, seen)
 	}
 	return nil
 }
