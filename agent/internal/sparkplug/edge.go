@@ -127,9 +127,9 @@ type EdgeNode struct {
 	// Owned by the Run goroutine.
 	seq     uint64
 	bdSeq   uint64
-	aliases map[string]uint64 // device + "\x00" + point → alias, stable for the process
-	kinds   map[string]dataType
-	last    map[string]wire.Sample // last value sent, for births
+	aliases map[pointKey]uint64 // stable for the process
+	kinds   map[pointKey]dataType
+	last    map[pointKey]wire.Sample // last value sent, for births
 	born    map[string]*bornDevice
 }
 
@@ -164,7 +164,7 @@ func New(sp Spool, o Options) *EdgeNode {
 		o.Devices = func() []Device { return nil }
 	}
 	return &EdgeNode{sp: sp, o: o, log: o.Logger, rebirth: make(chan struct{}, 1),
-		aliases: map[string]uint64{}, kinds: map[string]dataType{}, last: map[string]wire.Sample{}}
+		aliases: map[pointKey]uint64{}, kinds: map[pointKey]dataType{}, last: map[pointKey]wire.Sample{}}
 }
 
 // Health is the node's part of the agent's health, as the forwarder's.
@@ -502,7 +502,11 @@ func (e *EdgeNode) birth(c mqtt.Client) (uint64, error) {
 	return upTo, nil
 }
 
-func key(dev, point string) string { return dev + "\x00" + point }
+// pointKey names one point of one device; as a map key it needs no string
+// building per sample.
+type pointKey struct{ dev, point string }
+
+func key(dev, point string) pointKey { return pointKey{dev, point} }
 
 // alias returns the point's alias, giving it the next one the first time.
 // Aliases are unique across the edge node and never reused in a process.
@@ -647,8 +651,9 @@ func (e *EdgeNode) publishEntry(c mqtt.Client, en spool.Entry, historical bool) 
 				continue
 			}
 			p.metrics = append(p.metrics, m)
-			if cur, ok := e.last[key(dev, s.Point)]; !ok || s.TS >= cur.TS {
-				e.last[key(dev, s.Point)] = s
+			k := key(dev, s.Point)
+			if cur, ok := e.last[k]; !ok || s.TS >= cur.TS {
+				e.last[k] = s
 			}
 		}
 		p.seq, p.hasSeq = e.next(), true
