@@ -130,7 +130,7 @@ func newDriver(p *Pool, device string, cfg DeviceConfig, points []Point, t Targe
 	}
 	if cfg.Unit != nil {
 		if *cfg.Unit < 0 || *cfg.Unit > 255 {
-			return nil, fmt.Errorf("device %q: unit %d: want 0..247", device, *cfg.Unit)
+			return nil, fmt.Errorf("device %q: unit %d: want 0..255 (0..247 on serial lines)", device, *cfg.Unit)
 		}
 		d.unit = byte(*cfg.Unit)
 	}

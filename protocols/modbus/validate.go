@@ -56,8 +56,17 @@ func (c *DeviceConfig) Validate() []protocols.FieldError {
 			errs = append(errs, cfgFieldErr("target", "%v", err))
 		}
 	}
-	if c.Unit != nil && (*c.Unit < 0 || *c.Unit > 247) {
-		errs = append(errs, cfgFieldErr("unit", "%d is out of range; allowed 0..247", *c.Unit))
+	if c.Unit != nil {
+		// Serial slaves are 1..247 (0 broadcasts); on Modbus TCP the unit
+		// id only matters behind a gateway, and 255 addresses the device
+		// itself, as the Modbus TCP specification recommends.
+		top := 247
+		if scheme, _, _ := strings.Cut(c.Target, "://"); strings.EqualFold(scheme, "tcp") {
+			top = 255
+		}
+		if *c.Unit < 0 || *c.Unit > top {
+			errs = append(errs, cfgFieldErr("unit", "%d is out of range; allowed 0..255 on tcp:// (255: the device itself), 0..247 on serial lines", *c.Unit))
+		}
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, cfgFieldErr("timeout", "%s is negative; allowed a duration greater than 0, like 1s", c.Timeout))
