@@ -439,6 +439,7 @@ func (d *decoder) samples(b *Batch, prev []Sample) error {
 		d.pos++
 		return nil
 	}
+	var none Sample // the old or last sample of the first ones
 	for {
 		i := len(b.Samples)
 		if i >= MaxSamples {
@@ -446,7 +447,7 @@ func (d *decoder) samples(b *Batch, prev []Sample) error {
 		}
 		d.sample = i
 		var s Sample
-		var old, last *Sample
+		old, last := &none, &none
 		if i < len(prev) {
 			old = &prev[i]
 		}
@@ -469,8 +470,9 @@ func (d *decoder) samples(b *Batch, prev []Sample) error {
 }
 
 // oneSample decodes one sample object. old is the sample that was at this
-// index before, last the one decoded just before: their strings are reused
-// when the bytes match, which saves most allocations.
+// index before, last the one decoded just before (a zero Sample when there
+// is none): their strings are reused when the bytes match, which saves most
+// allocations.
 func (d *decoder) oneSample(s *Sample, old, last *Sample) error {
 	d.key = ""
 	if err := d.expect('{', "a sample object"); err != nil {
@@ -487,33 +489,15 @@ func (d *decoder) oneSample(s *Sample, old, last *Sample) error {
 		}
 		switch bit {
 		case seenDevice:
-			var a, b string
-			if old != nil {
-				a = old.Device
-			}
-			if last != nil {
-				b = last.Device
-			}
-			if s.Device, err = d.name(a, b); err != nil {
+			if s.Device, err = d.name(old.Device, last.Device); err != nil {
 				return err
 			}
 		case seenPoint:
-			var a, b string
-			if old != nil {
-				a = old.Point
-			}
-			if last != nil {
-				b = last.Point
-			}
-			if s.Point, err = d.name(a, b); err != nil {
+			if s.Point, err = d.name(old.Point, last.Point); err != nil {
 				return err
 			}
 		case seenValue:
-			var reuse string
-			if old != nil {
-				reuse = old.Value.str
-			}
-			if s.Value, err = d.value(reuse); err != nil {
+			if s.Value, err = d.value(old.Value.str); err != nil {
 				return err
 			}
 		case seenQuality:
