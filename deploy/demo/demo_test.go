@@ -19,7 +19,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weftiot/weft/e2e"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	e2e.RemoveBuilt()
+	os.Exit(code)
+}
 
 // TestMakeDemo runs deploy/demo/run.sh: within 30 s both agents are online
 // with every device ok and values moving, the dashboard answers, and Ctrl-C
@@ -28,7 +36,7 @@ func TestMakeDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs weft-sim, weft-gateway and two weft-agents")
 	}
-	bin := binDir(t)
+	bin := e2e.Binaries(t)
 	dir := t.TempDir()
 	env := append(os.Environ(), "WEFT_BIN="+bin, "WEFT_DEMO_DIR="+filepath.Join(dir, "demo"))
 	ports := map[string]int{}
@@ -203,31 +211,6 @@ func getJSON(url, token string, v any) error {
 		return fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// binDir is $WEFT_BIN when it holds the three binaries (make test builds
-// them), else a temp dir they are built into.
-func binDir(t *testing.T) string {
-	t.Helper()
-	names := []string{"weft-sim", "weft-gateway", "weft-agent"}
-	if dir := os.Getenv("WEFT_BIN"); dir != "" {
-		ok := true
-		for _, n := range names {
-			if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
-				ok = false
-			}
-		}
-		if ok {
-			return dir
-		}
-	}
-	dir := t.TempDir()
-	for _, pkg := range []string{"sim/cmd/weft-sim", "gateway/cmd/weft-gateway", "agent/cmd/weft-agent"} {
-		if b, err := exec.Command("go", "build", "-o", dir, "github.com/weftiot/weft/"+pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-		}
-	}
-	return dir
 }
 
 func freePort(t *testing.T) int {
