@@ -506,7 +506,7 @@ func (d *decoder) oneSample(s *Sample, old, last *Sample) error {
 			if err != nil {
 				return err
 			}
-			q, ok := parseQuality(raw)
+			q, ok := ParseQuality(string(raw))
 			if !ok {
 				d.pos = at
 				return d.malformed(`unknown quality ` + strconv.Quote(string(raw)) + `; want "good", "uncertain" or "bad"`)
@@ -545,18 +545,6 @@ func (d *decoder) oneSample(s *Sample, old, last *Sample) error {
 		return d.missingKey(sampleRequired, seen)
 	}
 	return nil
-}
-
-func parseQuality(raw []byte) (Quality, bool) {
-	switch string(raw) {
-	case "good":
-		return Good, true
-	case "uncertain":
-		return Uncertain, true
-	case "bad":
-		return Bad, true
-	}
-	return 0, false
 }
 
 // objectKey reads `"key"` and the ':' after it.
