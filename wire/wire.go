@@ -62,6 +62,24 @@ const (
 	String
 )
 
+// String is the kind's name as messages show it: null, float, int, uint,
+// bool, string.
+func (k Kind) String() string {
+	switch k {
+	case Float:
+		return "float"
+	case Int:
+		return "int"
+	case Uint:
+		return "uint"
+	case Bool:
+		return "bool"
+	case String:
+		return "string"
+	}
+	return "null"
+}
+
 // Value is one reading: a number, a boolean or a string. It is a small value
 // type so that samples need no allocation per value.
 type Value struct {

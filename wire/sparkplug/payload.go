@@ -166,7 +166,7 @@ func SetValue(m *Metric, dt DataType, v wire.Value) error {
 		return nil
 	}
 	if !Fits(dt, v.Kind()) {
-		return fmt.Errorf("sparkplug: metric %q: %w: a %v value for datatype %v", m.GetName(), ErrType, kindName(v.Kind()), dt)
+		return fmt.Errorf("sparkplug: metric %q: %w: a %v value for datatype %v", m.GetName(), ErrType, v.Kind(), dt)
 	}
 	switch dt {
 	case pb.DataType_Double:
@@ -187,22 +187,6 @@ func SetValue(m *Metric, dt DataType, v wire.Value) error {
 		return fmt.Errorf("sparkplug: metric %q: %w: Weft does not write datatype %v", m.GetName(), ErrType, dt)
 	}
 	return nil
-}
-
-func kindName(k wire.Kind) string {
-	switch k {
-	case wire.Float:
-		return "float"
-	case wire.Int:
-		return "int"
-	case wire.Uint:
-		return "uint"
-	case wire.Bool:
-		return "bool"
-	case wire.String:
-		return "string"
-	}
-	return "null"
 }
 
 // Value reads a metric's value as datatype dt (the metric's own datatype in a

@@ -152,7 +152,7 @@ func (m *metric) setValue(dt dataType, v wire.Value) error {
 		return nil
 	}
 	if !fits(dt, v.Kind()) {
-		return fmt.Errorf("metric %q alias %d: a %v value for datatype %v", m.name, m.alias, kindName(v.Kind()), dt)
+		return fmt.Errorf("metric %q alias %d: a %v value for datatype %v", m.name, m.alias, v.Kind(), dt)
 	}
 	switch dt {
 	case dtDouble, dtFloat, dtInt64, dtUInt64, dtBoolean, dtString:
@@ -161,22 +161,6 @@ func (m *metric) setValue(dt dataType, v wire.Value) error {
 	}
 	m.null, m.as, m.value = false, dt, v
 	return nil
-}
-
-func kindName(k wire.Kind) string {
-	switch k {
-	case wire.Float:
-		return "float"
-	case wire.Int:
-		return "int"
-	case wire.Uint:
-		return "uint"
-	case wire.Bool:
-		return "bool"
-	case wire.String:
-		return "string"
-	}
-	return "null"
 }
 
 // OPC DA quality codes carried in property Quality (wire/sparkplug.QualityCode).
