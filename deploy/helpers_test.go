@@ -15,7 +15,7 @@ import (
 	"testing"
 )
 
-// repoRoot is the module root, two levels above this file's directory.
+// repoRoot is the module root, the parent of this package's directory.
 func repoRoot(t testing.TB) string {
 	t.Helper()
 	wd, err := os.Getwd()
