@@ -119,7 +119,7 @@ func (a *Agent) writeMetrics(w io.Writer) error {
 	e.one("weft_agent_spool_bytes", gauge, "Encoded bytes of those batches (what spool.max_bytes bounds).", float64(st.Bytes))
 	e.one("weft_agent_spool_file_bytes", gauge, "Size of spool.db on disk.", float64(st.FileBytes))
 	e.one("weft_agent_spool_oldest_age_seconds", gauge, "Age of the oldest unsent batch (0 when the spool is empty).", st.OldestAge.Seconds())
-	e.family("weft_agent_spool_dropped_samples_total", counter, "Samples the spool dropped, by reason: oldest (drop_oldest, max_age), newest (drop_newest, refused), corrupt.")
+	e.family("weft_agent_spool_dropped_samples_total", counter, "Samples the spool dropped, by reason: oldest (drop_oldest at max_bytes), expired (max_age), newest (drop_newest, refused), corrupt.")
 	e.sample("weft_agent_spool_dropped_samples_total", float64(st.DroppedOldest-st.DroppedExpired), "reason", "oldest")
 	e.sample("weft_agent_spool_dropped_samples_total", float64(st.DroppedExpired), "reason", "expired")
 	e.sample("weft_agent_spool_dropped_samples_total", float64(st.DroppedNewest), "reason", "newest")
