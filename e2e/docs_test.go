@@ -11,7 +11,8 @@ import (
 // TestDocsNameEveryMetricAndFlag reads the sources for the metric names the
 // agent and the gateway serve and the flags of every command, and checks
 // that the docs name each one: metrics in docs/metrics.md or
-// docs/gateway.md, flags (as --flag) in an English page and in a zh-CN page.
+// docs/gateway.md and in their zh-CN pages, flags (as --flag) in an English
+// page and in a zh-CN page.
 // A new metric or flag lands with its documentation.
 func TestDocsNameEveryMetricAndFlag(t *testing.T) {
 	root := ".."
@@ -35,7 +36,10 @@ func TestDocsNameEveryMetricAndFlag(t *testing.T) {
 		return b.String()
 	}
 
-	metricDocs := read("docs/metrics.md") + read("docs/gateway.md")
+	metricDocs := map[string]string{
+		"docs/metrics.md nor docs/gateway.md":             read("docs/metrics.md") + read("docs/gateway.md"),
+		"docs/metrics.zh-CN.md nor docs/gateway.zh-CN.md": read("docs/metrics.zh-CN.md") + read("docs/gateway.zh-CN.md"),
+	}
 	metrics := map[string]bool{}
 	for _, src := range []string{read("agent/internal/runner/http.go")} {
 		for _, m := range regexp.MustCompile(`"(weft_agent_[a-z0-9_]+)"`).FindAllStringSubmatch(src, -1) {
@@ -51,8 +55,10 @@ func TestDocsNameEveryMetricAndFlag(t *testing.T) {
 		t.Fatalf("found only %d metric names in the sources: the patterns are stale", len(metrics))
 	}
 	for m := range metrics {
-		if !strings.Contains(metricDocs, "`"+m) {
-			t.Errorf("metric %s is in neither docs/metrics.md nor docs/gateway.md", m)
+		for pages, text := range metricDocs {
+			if !strings.Contains(text, "`"+m) {
+				t.Errorf("metric %s is in neither %s", m, pages)
+			}
 		}
 	}
 
