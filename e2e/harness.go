@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftiot/weft/internal/testbin"
 	"github.com/weftiot/weft/internal/testservers"
 )
 
@@ -116,56 +116,14 @@ const (
 
 // Binaries returns the directory holding weft-agent, weft-gateway and
 // weft-sim: $WEFT_BIN when it holds all three (make test builds them
-// there), else a fresh go build into a directory shared by the package's
-// tests (built once per test binary).
+// there), else a go build made once per test binary (internal/testbin).
 func Binaries(t testing.TB) string {
 	t.Helper()
-	names := []string{"weft-agent", "weft-gateway", "weft-sim"}
-	if dir := os.Getenv("WEFT_BIN"); dir != "" {
-		ok := true
-		for _, n := range names {
-			if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
-				ok = false
-			}
-		}
-		if ok {
-			return dir
-		}
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "weft-e2e-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildDir = dir
-		cmd := exec.Command("go", "build", "-o", dir+"/",
-			"github.com/weftiot/weft/agent/cmd/weft-agent",
-			"github.com/weftiot/weft/gateway/cmd/weft-gateway",
-			"github.com/weftiot/weft/sim/cmd/weft-sim")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("e2e: building the binaries: %v", buildErr)
-	}
-	return buildDir
+	return testbin.Dir(t, "weft-agent", "weft-gateway", "weft-sim")
 }
-
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
 
 // RemoveBuilt removes what Binaries built; TestMain calls it.
-func RemoveBuilt() {
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-}
+func RemoveBuilt() { testbin.RemoveBuilt() }
 
 // Start starts every process and waits until data flows into InfluxDB.
 func Start(t testing.TB, cfg Config) *Harness {

@@ -13,31 +13,13 @@ import (
 
 	"github.com/weftiot/weft/agent/internal/spool"
 	"github.com/weftiot/weft/config"
+	"github.com/weftiot/weft/internal/testbin"
 	"github.com/weftiot/weft/internal/testservers"
 	"github.com/weftiot/weft/wire"
 )
 
-// agentBinary returns $WEFT_BIN/weft-agent (make test builds it) or builds
-// one into the test's temp dir.
-func agentBinary(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("WEFT_BIN"); dir != "" {
-		if p := filepath.Join(dir, "weft-agent"); fileExists(p) {
-			return p
-		}
-	}
-	bin := filepath.Join(t.TempDir(), "weft-agent")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/weftiot/weft/agent/cmd/weft-agent").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build weft-agent: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
+// TestMain removes the binaries testbin built, if $WEFT_BIN lacked them.
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -79,7 +61,7 @@ func TestKill9DuringBurstLosesNothingSpooled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the weft-agent binary")
 	}
-	bin := agentBinary(t)
+	bin := testbin.Path(t, "weft-agent")
 	sim := startSim(t, 4)
 	broker := testservers.Mosquitto(t)
 	rcv := listen(t, broker.URL, "kill-listener")
@@ -205,7 +187,7 @@ func TestSIGHUPRealProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the weft-agent binary")
 	}
-	bin := agentBinary(t)
+	bin := testbin.Path(t, "weft-agent")
 	sim := startSim(t, 2)
 	broker := testservers.Mosquitto(t)
 	rcv := listen(t, broker.URL, "hup-listener")

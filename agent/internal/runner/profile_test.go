@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weftiot/weft/internal/testbin"
 )
 
 // SIGUSR1 to a real `weft-agent run`: with WEFT_PROFILE_DIR it writes a
@@ -18,7 +20,7 @@ func TestProfileSignalRealProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the weft-agent binary")
 	}
-	bin := agentBinary(t)
+	bin := testbin.Path(t, "weft-agent")
 	sim := startSim(t, 1)
 	for _, withDir := range []bool{true, false} {
 		dir := t.TempDir()

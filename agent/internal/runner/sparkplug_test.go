@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftiot/weft/internal/testbin"
 	"github.com/weftiot/weft/internal/testservers"
 )
 
@@ -22,17 +23,6 @@ type gatewayProc struct {
 	logPath string
 	cmd     *exec.Cmd
 	done    chan struct{}
-}
-
-func buildGateway(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "weft-gateway")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/weftiot/weft/gateway/cmd/weft-gateway")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build weft-gateway: %v\n%s", err, out)
-	}
-	return bin
 }
 
 func (g *gatewayProc) start() {
@@ -88,7 +78,7 @@ influxdb: {url: %q, bucket: %q, flush_interval: 200ms}
 `, filepath.Join(dir, "gw"), mq.URL, db.URL, db.Bucket)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	gw := &gatewayProc{t: t, bin: buildGateway(t), cfg: gwCfg, logPath: filepath.Join(dir, "gateway.log")}
+	gw := &gatewayProc{t: t, bin: testbin.Path(t, "weft-gateway"), cfg: gwCfg, logPath: filepath.Join(dir, "gateway.log")}
 	t.Cleanup(func() {
 		gw.stop()
 		if t.Failed() {

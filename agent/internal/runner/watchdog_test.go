@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftiot/weft/internal/testbin"
 	"github.com/weftiot/weft/internal/testservers"
 )
 
@@ -21,7 +22,7 @@ func TestSystemdNotifyRealProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the weft-agent binary")
 	}
-	bin := agentBinary(t)
+	bin := testbin.Path(t, "weft-agent")
 	sim := startSim(t, 2)
 	broker := testservers.Mosquitto(t)
 

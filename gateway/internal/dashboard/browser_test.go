@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +20,11 @@ import (
 	"github.com/weftiot/weft/gateway/internal/api"
 	"github.com/weftiot/weft/gateway/internal/dashboard"
 	"github.com/weftiot/weft/gateway/internal/gateway"
+	"github.com/weftiot/weft/internal/testbin"
 )
+
+// TestMain removes the binaries testbin built, if $WEFT_BIN lacked them.
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 const (
 	adminToken = "ui-admin-token-0123456789"
@@ -39,7 +42,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Skip("starts Chromium, weft-sim and two weft-agents")
 	}
 	chromium := chromiumPath(t)
-	bins := binaries(t, "weft-agent", "weft-sim")
+	bins := testbin.Dir(t, "weft-agent", "weft-sim")
 	dir := t.TempDir()
 
 	// Simulators, as in make demo, on free ports instead of the demo's.
@@ -47,7 +50,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	for _, demo := range []string{"127.0.0.1:25020", "127.0.0.1:25021", "127.0.0.1:24840"} {
 		ports[demo] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	}
-	startProc(t, dir, "weft-sim", nil, bins["weft-sim"], "--tick", "200ms",
+	startProc(t, dir, "weft-sim", nil, filepath.Join(bins, "weft-sim"), "--tick", "200ms",
 		"--modbus", ports["127.0.0.1:25020"]+"=dyeing",
 		"--modbus", ports["127.0.0.1:25021"]+"=loom",
 		"--opcua", ports["127.0.0.1:24840"]+"=winder")
@@ -88,7 +91,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		agentConfig[a] = text
-		agents[a] = startProc(t, dir, a+"-gw", []string{"WEFT_DEMO_DIR=" + dir}, bins["weft-agent"], "run", "--config", path)
+		agents[a] = startProc(t, dir, a+"-gw", []string{"WEFT_DEMO_DIR=" + dir}, filepath.Join(bins, "weft-agent"), "run", "--config", path)
 	}
 
 	b := newBrowser(t, chromium)
@@ -386,50 +389,6 @@ func chromiumPath(t *testing.T) string {
 	}
 	t.Fatal("no Chromium: install Debian's chromium (make deps) or set WEFT_CHROMIUM to its path")
 	return ""
-}
-
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
-// binaries returns $WEFT_BIN/NAME (make test builds them) or builds them
-// once into a temp dir.
-func binaries(t *testing.T, names ...string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	if dir := os.Getenv("WEFT_BIN"); dir != "" {
-		for _, n := range names {
-			if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
-				out[n] = filepath.Join(dir, n)
-			}
-		}
-		if len(out) == len(names) {
-			return out
-		}
-	}
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "weft-dashboard-bin-")
-		if buildErr != nil {
-			return
-		}
-		for _, pkg := range []string{"agent/cmd/weft-agent", "sim/cmd/weft-sim"} {
-			b, err := exec.Command("go", "build", "-o", buildDir, "github.com/weftiot/weft/"+pkg).CombinedOutput()
-			if err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	t.Cleanup(func() { os.RemoveAll(buildDir) })
-	for _, n := range names {
-		out[n] = filepath.Join(buildDir, n)
-	}
-	return out
 }
 
 // startProc starts a process with its output in dir/NAME.log, printed when

@@ -13,6 +13,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/weftiot/weft/internal/testbin"
 	"github.com/weftiot/weft/internal/testservers"
 	"github.com/weftiot/weft/wire"
 )
@@ -27,7 +28,7 @@ import (
 func BenchmarkIngest(b *testing.B) {
 	mq := testservers.Mosquitto(b, testservers.WithConfig("max_inflight_messages 100", "max_queued_messages 1000000"))
 	db := testservers.Influx(b)
-	bin := gatewayBinaryB(b)
+	bin := testbin.Path(b, "weft-gateway")
 	dir := b.TempDir()
 	cfg := filepath.Join(dir, "gateway.yaml")
 	y := fmt.Sprintf(`gateway: {id: gw-bench, data_dir: %s, http: "127.0.0.1:0"}

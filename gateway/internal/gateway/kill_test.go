@@ -10,30 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftiot/weft/internal/testbin"
 	"github.com/weftiot/weft/internal/testservers"
 	"github.com/weftiot/weft/wire"
 )
 
-// gatewayBinary is $WEFT_BIN/weft-gateway, or a fresh go build of it.
-func gatewayBinary(t *testing.T) string { return gatewayBinaryB(t) }
-
-func gatewayBinaryB(t testing.TB) string {
-	t.Helper()
-	if dir := os.Getenv("WEFT_BIN"); dir != "" {
-		if p := filepath.Join(dir, "weft-gateway"); fileExists(p) {
-			return p
-		}
-	}
-	out := filepath.Join(t.TempDir(), "weft-gateway")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/weftiot/weft/gateway/cmd/weft-gateway")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build weft-gateway: %v\n%s", err, b)
-	}
-	return out
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+// TestMain removes the weft-gateway testbin built, if $WEFT_BIN lacked it.
+func TestMain(m *testing.M) { testbin.Main(m) }
 
 var runningRE = regexp.MustCompile(`msg="gateway running" http=(\S+)`)
 
@@ -82,7 +65,7 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	}
 	mq := testservers.Mosquitto(t, testservers.WithConfig("max_queued_messages 100000"))
 	db := testservers.Influx(t)
-	bin := gatewayBinary(t)
+	bin := testbin.Path(t, "weft-gateway")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(cfg, []byte(gatewayYAML(t, "gw-kill", filepath.Join(dir, "data"), mq.URL, db, "")), 0o600); err != nil {
