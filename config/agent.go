@@ -51,7 +51,10 @@ type MQTT struct {
 	MaxInflight int `yaml:"max_inflight"`
 	// Format is native (default) or sparkplug_b.
 	Format string `yaml:"format"`
-	// SharedGroup is the gateway's $share group (default weft-gateway).
+	// SharedGroup is the gateway's $share group of the data subscription.
+	// Empty (the key left out, the default): no group; the gateway
+	// subscribes to the data itself, which Mosquitto keeps across its
+	// restart. A name shares the data among the gateways of that group.
 	SharedGroup string `yaml:"shared_group"`
 	// Sparkplug is the Sparkplug B side (docs/sparkplug.md).
 	Sparkplug Sparkplug `yaml:"sparkplug"`

@@ -259,7 +259,7 @@ func (c *checker) mqtt(m *MQTT, gateway bool) {
 	}
 	c.oneOf("mqtt.format", m.Format, "native", "sparkplug_b")
 	if gateway {
-		c.name("mqtt.shared_group", m.SharedGroup, false, "the shared subscription group")
+		c.sharedGroup(m.SharedGroup)
 	} else if c.set("mqtt.shared_group") {
 		c.badKey("mqtt.shared_group", "is a gateway key; the agent publishes and does not share subscriptions, remove it")
 	}
@@ -275,6 +275,28 @@ func (c *checker) mqtt(m *MQTT, gateway bool) {
 		}
 	} else if c.set("mqtt.format") && m.Format == "sparkplug_b" {
 		c.badKey("mqtt.format", "sparkplug_b is an agent setting; a gateway takes Sparkplug B with mqtt.sparkplug: {enabled: true}")
+	}
+}
+
+// offWords are values of mqtt.shared_group that read as "no group" but
+// would be taken as a group's name.
+var offWords = map[string]bool{"none": true, "off": true, "no": true, "false": true, "disabled": true, "disable": true, "null": true}
+
+// sharedGroup checks the gateway's mqtt.shared_group. Left out, the gateway
+// subscribes to the data without a group (the default: Mosquitto keeps such
+// a subscription across its restart, not a $share one). A name opts into
+// $share/NAME/. An empty value and words that read as "off" are refused, so
+// nobody believes they switched sharing off while they named a group.
+func (c *checker) sharedGroup(g string) {
+	const path = "mqtt.shared_group"
+	switch {
+	case !c.set(path):
+	case g == "":
+		c.bad(path, "is empty; leave the key out to subscribe without a shared group (the default), or name a group, like weft-gateway, to share the data among gateways")
+	case offWords[strings.ToLower(g)]:
+		c.bad(path, "%q would be taken as the name of a group, not as switching sharing off; leave the key out to subscribe without a shared group (the default)", g)
+	default:
+		c.name(path, g, false, "the shared subscription group")
 	}
 }
 

@@ -26,7 +26,6 @@ const (
 	DefaultGatewayDataDir  = "/var/lib/weft-gateway"
 	DefaultHTTP            = "127.0.0.1:8080"
 	DefaultEmbeddedListen  = "127.0.0.1:1883"
-	DefaultSharedGroup     = "weft-gateway"
 	DefaultMeasurement     = "weft"
 	DefaultInfluxBatchSize = 5000
 	DefaultInfluxFlush     = time.Second
@@ -120,7 +119,6 @@ func gatewayDefaults(g *Gateway) {
 	orString(&g.Gateway.HTTP, DefaultHTTP)
 	orString(&g.Gateway.EmbeddedListen, DefaultEmbeddedListen)
 	mqttDefaults(&g.MQTT, g.Gateway.ID)
-	orString(&g.MQTT.SharedGroup, DefaultSharedGroup)
 	if g.MQTT.Sparkplug.Enabled {
 		orString(&g.MQTT.Sparkplug.HostID, g.Gateway.ID)
 	}

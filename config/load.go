@@ -181,8 +181,12 @@ func (g *Gateway) Summary() string {
 	if g.InfluxDB != nil {
 		store = "InfluxDB " + g.InfluxDB.URL + " bucket " + g.InfluxDB.Bucket
 	}
-	return fmt.Sprintf("gateway %s: broker %s, %s, %d admin and %d read %s, hash %s",
-		g.Gateway.ID, g.MQTT.Broker, store, len(g.Auth.AdminTokens), len(g.Auth.ReadTokens), plural(len(g.Auth.ReadTokens), "token"), g.hash)
+	data := "data not shared (every gateway stores all)"
+	if g.MQTT.SharedGroup != "" {
+		data = "data shared in group " + g.MQTT.SharedGroup
+	}
+	return fmt.Sprintf("gateway %s: broker %s, %s, %s, %d admin and %d read %s, hash %s",
+		g.Gateway.ID, g.MQTT.Broker, data, store, len(g.Auth.AdminTokens), len(g.Auth.ReadTokens), plural(len(g.Auth.ReadTokens), "token"), g.hash)
 }
 
 func plural(n int, word string) string {

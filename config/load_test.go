@@ -199,7 +199,7 @@ func TestGatewayDefaults(t *testing.T) {
 	if g.Gateway.ID != "gw-1" || g.Gateway.DataDir != "/var/lib/weft-gateway" || g.Gateway.HTTP != "127.0.0.1:8080" || g.Gateway.EmbeddedListen != "127.0.0.1:1883" {
 		t.Errorf("gateway defaults: %+v", g.Gateway)
 	}
-	if g.MQTT.TopicPrefix != "weft/v1" || g.MQTT.SharedGroup != "weft-gateway" || g.MQTT.ClientID != "gw-1" {
+	if g.MQTT.TopicPrefix != "weft/v1" || g.MQTT.SharedGroup != "" || g.MQTT.ClientID != "gw-1" {
 		t.Errorf("gateway mqtt defaults: %+v", g.MQTT)
 	}
 	if g.InfluxDB.Measurement != "weft" || g.InfluxDB.BatchSize != 5000 || g.InfluxDB.FlushInterval != time.Second {
