@@ -24,8 +24,9 @@ type Conn struct {
 	TLS      *tls.Config // nil: no TLS unless the scheme asks for it
 	// CleanSession: the broker forgets the session when the client goes.
 	CleanSession bool
-	// KeepAlive is the MQTT keepalive; the ping timeout is the smaller of it
-	// and 10s.
+	// KeepAlive is the longest a dead link may go unnoticed (see
+	// SetKeepAlive for how it is split between paho's ping interval and
+	// ping timeout).
 	KeepAlive time.Duration
 	// ConnectTimeout bounds the connection attempt.
 	ConnectTimeout time.Duration
@@ -42,8 +43,6 @@ func (c Conn) Options() (*mqtt.ClientOptions, <-chan error) {
 		SetCleanSession(c.CleanSession).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
-		SetKeepAlive(c.KeepAlive).
-		SetPingTimeout(min(c.KeepAlive, 10*time.Second)).
 		SetConnectTimeout(c.ConnectTimeout).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {
@@ -51,6 +50,7 @@ func (c Conn) Options() (*mqtt.ClientOptions, <-chan error) {
 			default:
 			}
 		})
+	SetKeepAlive(o, c.KeepAlive)
 	if c.Username != "" {
 		o.SetUsername(c.Username)
 		o.SetPassword(c.Password)
