@@ -25,6 +25,7 @@ package forward
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -187,7 +188,7 @@ func (f *Forwarder) PublishStatus() error {
 	if f.opts.Online == nil {
 		return nil
 	}
-	b, err := jsonMarshal(f.opts.Online())
+	b, err := json.Marshal(f.opts.Online())
 	if err != nil {
 		return err
 	}
@@ -254,7 +255,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 
 func (f *Forwarder) goOffline(c mqtt.Client) {
 	if f.opts.Online != nil {
-		if b, err := jsonMarshal(offline(f.opts.Online())); err == nil {
+		if b, err := json.Marshal(offline(f.opts.Online())); err == nil {
 			tok := c.Publish(f.opts.StatusTopic, 1, true, b)
 			tok.WaitTimeout(2 * time.Second)
 		}
@@ -281,7 +282,7 @@ func (f *Forwarder) connect(ctx context.Context) (mqtt.Client, <-chan error, err
 	}.Options()
 	o.SetWriteTimeout(f.opts.ConnectTimeout).SetOrderMatters(false)
 	if f.opts.Online != nil {
-		if b, err := jsonMarshal(offline(f.opts.Online())); err == nil {
+		if b, err := json.Marshal(offline(f.opts.Online())); err == nil {
 			o.SetBinaryWill(f.opts.StatusTopic, b, 1, true)
 		}
 	}
@@ -315,7 +316,7 @@ func (f *Forwarder) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 	defer cancel()
 
 	if f.opts.Online != nil {
-		b, err := jsonMarshal(f.opts.Online())
+		b, err := json.Marshal(f.opts.Online())
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -128,7 +129,7 @@ func TestStatusPointsOnlineOnly(t *testing.T) {
 	}
 	// What the gateway decodes: the receiver's raw copy is gone, so encode
 	// the same status again the way the forwarder does.
-	raw, err := jsonMarshal(withPoints())
+	raw, err := json.Marshal(withPoints())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/weftiot/weft/agent/internal/forward"
 	"github.com/weftiot/weft/agent/internal/spool"
 	"github.com/weftiot/weft/config"
+	"github.com/weftiot/weft/internal/mqttconn"
 	"github.com/weftiot/weft/internal/profiling"
 	"github.com/weftiot/weft/internal/version"
 	"github.com/weftiot/weft/wire"
@@ -195,7 +196,7 @@ func Run(ctx context.Context, opts Options) error {
 
 // startForwarder starts a forwarder for cfg's broker settings; a.mu is not held.
 func (a *Agent) startForwarder(cfg *config.Agent) error {
-	tlsCfg, err := forward.TLSConfig(cfg.MQTT.TLS)
+	tlsCfg, err := mqttconn.TLSConfig(cfg.MQTT.TLS)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +30,7 @@ import (
 	"github.com/weftiot/weft/gateway/internal/series"
 	"github.com/weftiot/weft/gateway/internal/sparkplug"
 	"github.com/weftiot/weft/gateway/internal/window"
+	"github.com/weftiot/weft/internal/mqttconn"
 	"github.com/weftiot/weft/internal/version"
 	"github.com/weftiot/weft/wire"
 )
@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg *config.Gateway, o Options) error {
 		defer emb.Close()
 		brokerURL = emb.URL()
 		user, pass = emb.Credentials()
-	} else if tlsConf, err = clientTLS(cfg.MQTT.TLS); err != nil {
+	} else if tlsConf, err = mqttconn.TLSConfig(cfg.MQTT.TLS); err != nil {
 		return err
 	}
 
@@ -222,32 +222,4 @@ func registerFleetMetrics(pr *prometheus.Registry, reg *registry.Registry) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "weft_gateway_alerts_active", Help: "Alerts active now."},
 			func() float64 { return float64(len(reg.Alerts(false, 0))) }),
 	)
-}
-
-// clientTLS builds the MQTT client's TLS config from the config section;
-// nil when no TLS file is named (ssl:// brokers then use the system roots).
-func clientTLS(t config.TLS) (*tls.Config, error) {
-	if t.CA == "" && t.Cert == "" && !t.InsecureSkipVerify && t.ServerName == "" {
-		return nil, nil
-	}
-	c := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if t.CA != "" {
-		pem, err := os.ReadFile(t.CA)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.tls.ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt.tls.ca %s: no PEM certificate in it", t.CA)
-		}
-		c.RootCAs = pool
-	}
-	if t.Cert != "" {
-		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.tls.cert %s / key %s: %w", t.Cert, t.Key, err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
 }
