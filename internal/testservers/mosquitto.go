@@ -150,6 +150,12 @@ func (b *Broker) writeConfig() error {
 	for _, typ := range []string{"error", "warning", "notice", "information"} {
 		w("log_type %s", typ)
 	}
+	// As deploy/mosquitto/mosquitto.conf: the default queue of 1000
+	// messages per client holds less than a minute of a loaded gateway's
+	// data while it is away or InfluxDB is down; past it Mosquitto drops
+	// QoS 1 messages it has already acknowledged to the agents. A test
+	// can lower it again with WithConfig (the last setting wins).
+	w("max_queued_messages 100000")
 	w("connection_messages true")
 	w("log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S")
 	if b.opts.passwords != nil {

@@ -1,5 +1,6 @@
 // Package ingest is the gateway's MQTT side: it receives every agent's data
-// batches through a shared subscription and stores them, acknowledging each
+// batches (through its own subscription, or a shared one when a group is
+// configured) and stores them, acknowledging each
 // message to the broker only after its points are stored; it feeds status
 // and health messages to the registry; and it sends commands to agents and
 // waits for their replies.
@@ -50,8 +51,12 @@ type Options struct {
 	TLS       *tls.Config
 	KeepAlive time.Duration
 	Prefix    string
-	// SharedGroup is the $share group of the data subscription; "" subscribes
-	// without sharing (one gateway only).
+	// SharedGroup is the $share group of the data subscription; "" (the
+	// default) subscribes without sharing: this instance receives every
+	// agent's data. Mosquitto 2.0 restores such a subscription of a
+	// persistent session after its restart, and not a $share one, so a
+	// group loses what agents publish between a Mosquitto restart and the
+	// gateway's new subscription (Run logs a warning).
 	SharedGroup string
 	// GatewayID names this instance among those sharing the subscription:
 	// with a SharedGroup, the instances exchange the batch numbers they
@@ -201,6 +206,10 @@ func (in *Ingest) Run(ctx context.Context) error {
 	in.client = mqtt.NewClient(opts)
 	in.client.Connect() // with ConnectRetry it keeps trying in the background
 
+	if in.o.SharedGroup != "" {
+		in.log.Warn("the data subscription is shared (mqtt.shared_group): a broker that forgets shared subscriptions when it restarts, as Mosquitto 2.0 does, drops what agents publish until the gateways subscribe again, and the agents have already deleted it; keep a shared group only on a broker that keeps them (EMQX, HiveMQ), else leave mqtt.shared_group out (docs/gateway.md)",
+			"filter", in.DataFilter())
+	}
 	if in.o.SharedGroup != "" && !in.seenSharing() {
 		in.log.Warn("gateway id unusable as a topic level: not sharing stored batch numbers with the other instances; their gap counts will be wrong", "id", in.o.GatewayID)
 	}
@@ -572,31 +581,23 @@ func (in *Ingest) store(ctx context.Context, g *group) bool {
 	if decoded == 0 {
 		return true
 	}
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		stored, rejected, skipped, err := in.o.Sink.Write(ctx, g.batches)
-		if err == nil {
-			in.o.Metrics.WriteSeconds.Observe(time.Since(start).Seconds())
-			in.o.Metrics.PointsWritten.Add(float64(stored))
-			in.o.Metrics.PointsRejected.Add(float64(rejected))
-			in.o.Metrics.PointsSkipped.Add(float64(skipped))
-			in.o.Metrics.Messages.WithLabelValues("stored").Add(float64(decoded))
-			if attempt > 1 {
-				in.log.Info("store is back; written after retries", "attempts", attempt, "points", stored)
-			}
-			return true
-		}
+	w, ok := WriteUntilStored(ctx, in.o.Sink, g.batches, func(attempt int, err error, wait time.Duration) {
 		in.o.Metrics.Errors.WithLabelValues("write").Inc()
 		in.rl.Warn("write", "store write failed; holding the messages unacknowledged and retrying",
-			"error", err, "attempt", attempt, "messages", len(g.msgs), "points", g.points, "retry_in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return false
-		}
-		backoff = min(backoff*2, 30*time.Second)
+			"error", err, "attempt", attempt, "messages", len(g.msgs), "points", g.points, "retry_in", wait)
+	})
+	if !ok {
+		return false
 	}
+	in.o.Metrics.WriteSeconds.Observe(w.Took.Seconds())
+	in.o.Metrics.PointsWritten.Add(float64(w.Stored))
+	in.o.Metrics.PointsRejected.Add(float64(w.Rejected))
+	in.o.Metrics.PointsSkipped.Add(float64(w.Skipped))
+	in.o.Metrics.Messages.WithLabelValues("stored").Add(float64(decoded))
+	if w.Attempts > 1 {
+		in.log.Info("store is back; written after retries", "attempts", w.Attempts, "points", w.Stored)
+	}
+	return true
 }
 
 // Command sends a command to an agent and waits for its reply until ctx
