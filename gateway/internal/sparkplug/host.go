@@ -447,22 +447,17 @@ func (h *Host) write() {
 		if len(group) == 0 {
 			return true
 		}
-		wait := 100 * time.Millisecond
-		for attempt := 1; ; attempt++ {
-			stored, rejected, _, err := h.o.Sink.Write(ctx, group)
-			if err == nil {
-				h.m.written.Add(float64(stored))
-				h.m.rejected.Add(float64(rejected))
-				group, n = group[:0], 0
-				return true
-			}
+		w, ok := ingest.WriteUntilStored(ctx, h.o.Sink, group, func(attempt int, err error, wait time.Duration) {
 			h.m.errors.WithLabelValues("write").Inc()
-			h.rl.Warn("write", "store write failed; holding the Sparkplug readings and retrying", "error", err, "attempt", attempt, "points", n)
-			if !backoff.Sleep(ctx, wait) {
-				return false
-			}
-			wait = min(wait*2, 30*time.Second)
+			h.rl.Warn("write", "store write failed; holding the Sparkplug readings and retrying", "error", err, "attempt", attempt, "points", n, "retry_in", wait)
+		})
+		if !ok {
+			return false
 		}
+		h.m.written.Add(float64(w.Stored))
+		h.m.rejected.Add(float64(w.Rejected))
+		group, n = group[:0], 0
+		return true
 	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
