@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -333,5 +334,99 @@ func TestCancelledPollBadSamplesDropped(t *testing.T) {
 	}
 	if h := c.Health()[0]; h.Errors != 0 {
 		t.Errorf("a poll cut short by Stop counted as an error: %+v", h)
+	}
+}
+
+// edgeOfSlot is a fake driver whose odd polls end just before the next slot
+// of the schedule, as a poll that waited its turn on a busy shared Modbus
+// link does now and then; the even ones answer at once. Each poll stamps
+// its sample when it ends, as the Modbus driver stamps a read when the
+// answer is in. No real device can be told to answer at such an exact
+// moment, hence the fake.
+type edgeOfSlot struct {
+	interval time.Duration
+	mu       sync.Mutex
+	first    time.Time
+	n        int
+	ts       []int64 // the TS of every sample, in emission order
+}
+
+// margin is how long before its slot ends an odd poll finishes.
+const margin = 300 * time.Microsecond
+
+func (e *edgeOfSlot) Connect(context.Context) error { return nil }
+func (e *edgeOfSlot) Close() error                  { return nil }
+
+func (e *edgeOfSlot) Poll(ctx context.Context, emit protocols.Emit) error {
+	e.mu.Lock()
+	e.n++
+	n := e.n
+	if n == 1 {
+		e.first = time.Now()
+	}
+	end := e.first.Add(time.Duration(n)*e.interval - margin)
+	e.mu.Unlock()
+	if n%2 == 1 {
+		if d := time.Until(end) - time.Millisecond; d > 0 {
+			time.Sleep(d)
+		}
+		for time.Now().Before(end) { // the last millisecond, exactly
+		}
+	}
+	s := wire.Sample{Device: "d", Point: "p", Value: wire.IntValue(int64(n)), TS: time.Now().UnixMilli()}
+	e.mu.Lock()
+	e.ts = append(e.ts, s.TS)
+	e.mu.Unlock()
+	emit(s)
+	return nil
+}
+
+func (e *edgeOfSlot) stamps() []int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.ts)
+}
+
+// Two polls of one device never share a millisecond timestamp, even when a
+// poll ends a moment before the next slot and the next one is answered at
+// once. Samples are stamped in milliseconds and InfluxDB keeps one point
+// per series and timestamp, so two polls stamped alike store as one: the
+// earlier poll's samples are silently overwritten (issue 10's lost poll).
+func TestPollsNeverShareAMillisecond(t *testing.T) {
+	// A busy agent (hundreds of device goroutines) keeps its Ps
+	// scheduling, and a scheduling P fires its timers within microseconds;
+	// an idle test process sleeps in epoll with millisecond resolution and
+	// would always wake in the next millisecond. One P and a goroutine
+	// yielding in a loop make the timer as prompt as in the busy agent.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	busy, stopBusy := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(busy)
+		for {
+			select {
+			case <-stopBusy:
+				return
+			default:
+				runtime.Gosched()
+			}
+		}
+	}()
+	defer func() { close(stopBusy); <-busy }()
+	// Not a whole number of milliseconds, so that the slots fall at every
+	// phase of the millisecond.
+	drv := &edgeOfSlot{interval: 10*time.Millisecond + 370*time.Microsecond}
+	c, _ := startOne(t, drv, drv.interval, Options{})
+	waitFor(t, "40 polls", func() bool { return len(drv.stamps()) >= 40 })
+	c.Stop()
+	ts := drv.stamps()
+	same := 0
+	for i := 1; i < len(ts); i++ {
+		if ts[i] <= ts[i-1] {
+			same++
+			t.Errorf("poll %d stamped %d, poll %d %d: not later", i, ts[i-1], i+1, ts[i])
+		}
+	}
+	if same > 0 {
+		t.Logf("%d of %d polls stamped no later than the poll before", same, len(ts))
 	}
 }
