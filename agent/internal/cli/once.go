@@ -133,7 +133,7 @@ func onceCmd(ctx context.Context, env Env) int {
 	}
 	for _, r := range results {
 		if r.err != nil {
-			fmt.Fprintf(env.Stderr, "%s: %s\n", r.device, explainDevice(devices[r.device], r.err))
+			fmt.Fprintf(env.Stderr, "%s: %s\n", r.device, runner.ExplainDevice(devices[r.device], r.err))
 			status = 1
 		}
 	}
@@ -271,17 +271,4 @@ func formatValue(v wire.Value) string {
 		return strconv.Quote(v.Str())
 	}
 	return "null"
-}
-
-// explainDevice says what to check for a device that failed, in the words
-// probe uses for the same fault on a Modbus device.
-func explainDevice(d config.Device, err error) string {
-	if d.Modbus == nil {
-		return err.Error()
-	}
-	unit := modbus.DefaultUnit
-	if d.Modbus.Unit != nil {
-		unit = *d.Modbus.Unit
-	}
-	return modbus.Explain(err, d.Modbus.Target, unit, d.Modbus.Timeout)
 }

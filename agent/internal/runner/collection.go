@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/weftiot/weft/agent/internal/collect"
@@ -34,6 +35,8 @@ type Driver struct {
 	Interval time.Duration
 	Driver   protocols.Driver
 	Rules    map[string]pipeline.Rule
+	// Explain is the device's errors as health shows them (lastError).
+	Explain func(error) string
 }
 
 // Drivers makes the driver of every enabled device of cfg. A device whose
@@ -56,7 +59,8 @@ func Drivers(cfg *config.Agent, pool *modbus.Pool, logger *slog.Logger) (drivers
 }
 
 func makeDriver(cfg *config.Agent, dev config.Device, pool *modbus.Pool, logger *slog.Logger) (Driver, error) {
-	d := Driver{ID: dev.ID, Protocol: dev.Protocol, Interval: dev.Interval, Rules: map[string]pipeline.Rule{}}
+	d := Driver{ID: dev.ID, Protocol: dev.Protocol, Interval: dev.Interval, Rules: map[string]pipeline.Rule{},
+		Explain: func(err error) string { return lastError(dev, err) }}
 	for _, p := range dev.Points {
 		hb := p.Heartbeat
 		if hb <= 0 {
@@ -97,6 +101,32 @@ func makeDriver(cfg *config.Agent, dev config.Device, pool *modbus.Pool, logger 
 	return d, nil
 }
 
+// ExplainDevice says what to check for a device that failed, in the words
+// probe uses for the same fault on a Modbus device (modbus.Explain); for
+// other devices it is the error's text.
+func ExplainDevice(d config.Device, err error) string {
+	if d.Modbus == nil {
+		return err.Error()
+	}
+	unit := modbus.DefaultUnit
+	if d.Modbus.Unit != nil {
+		unit = *d.Modbus.Unit
+	}
+	return modbus.Explain(err, d.Modbus.Target, unit, d.Modbus.Timeout)
+}
+
+// lastError is a device's error as its health shows it: ExplainDevice's
+// sentence for the field engineer, then the error itself in parentheses
+// when the sentence leaves it out, since it names the request that failed
+// ("read holding 100..109").
+func lastError(d config.Device, err error) string {
+	raw, e := err.Error(), ExplainDevice(d, err)
+	if strings.Contains(e, raw) {
+		return e
+	}
+	return e + " (" + raw + ")"
+}
+
 // startCollection starts polling every device of cfg into app at once.
 func startCollection(ctx context.Context, cfg *config.Agent, app pipeline.Appender, copts collect.Options, logger *slog.Logger) *collection {
 	c := &collection{pool: modbus.NewPool(logger.With("component", "modbus"))}
@@ -113,7 +143,7 @@ func startCollection(ctx context.Context, cfg *config.Agent, app pipeline.Append
 	for _, d := range drivers {
 		f := pipeline.NewFilter(d.Rules)
 		c.filters = append(c.filters, f)
-		devs = append(devs, collect.Device{ID: d.ID, Protocol: d.Protocol, Interval: d.Interval, Driver: d.Driver, Emit: c.batcher.Emitter(f)})
+		devs = append(devs, collect.Device{ID: d.ID, Protocol: d.Protocol, Interval: d.Interval, Driver: d.Driver, Emit: c.batcher.Emitter(f), Explain: d.Explain})
 	}
 	for _, d := range cfg.Devices {
 		if !d.Disabled {
