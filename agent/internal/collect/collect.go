@@ -121,6 +121,11 @@ type device struct {
 	log     *slog.Logger
 	demoted time.Duration
 
+	// lastPollEnd is the wall-clock millisecond the last poll ended in;
+	// the next one waits until it is over (waitPastMs). Device goroutine
+	// only.
+	lastPollEnd int64
+
 	mu        sync.Mutex
 	health    wire.DeviceHealth
 	connected bool
@@ -186,7 +191,11 @@ func (d *device) session(ctx context.Context) bool {
 	}
 	tick := time.Now()
 	for {
+		if !waitPastMs(sctx, d.lastPollEnd) {
+			return d.succeeded()
+		}
 		err := d.poll(sctx)
+		d.lastPollEnd = time.Now().UnixMilli()
 		if sctx.Err() != nil {
 			return d.succeeded()
 		}
@@ -207,6 +216,28 @@ func (d *device) session(ctx context.Context) bool {
 		}
 		if !backoff.Sleep(sctx, time.Until(tick)) {
 			return d.succeeded()
+		}
+	}
+}
+
+// waitPastMs returns once the wall clock has left millisecond ms, false if
+// ctx ended first. Drivers stamp samples with the wall-clock time in
+// milliseconds (wire.Sample.TS) when they read them, and the store keeps
+// one point per series and millisecond: a poll that ended just before its
+// slot and the next one, started at once and answered quickly, could carry
+// the same timestamp, and the later would silently overwrite the earlier
+// in InfluxDB (issue 10's lost poll). Starting each poll in a later
+// millisecond than the previous one ended in gives every poll of a device
+// timestamps of its own. The wait is under a millisecond and only ever
+// needed at the edge of a slot; a clock stepped back is not waited for.
+func waitPastMs(ctx context.Context, ms int64) bool {
+	for {
+		now := time.Now()
+		if now.UnixMilli() != ms {
+			return ctx.Err() == nil
+		}
+		if !backoff.Sleep(ctx, time.UnixMilli(ms+1).Sub(now)) {
+			return false
 		}
 	}
 }
