@@ -13,7 +13,8 @@
 // completes the original without error before the resent copy is
 // acknowledged: acking the spool on that completion could lose a batch in a
 // crash. So the forwarder does not use paho's reconnect: it owns the
-// connection loop (backoff with jitter) and builds a fresh paho client for
+// connection loop (backoff with jitter, cut short when a down broker comes
+// back: mqttconn.WaitForBroker) and builds a fresh paho client for
 // each connection, whose store starts empty. After a reconnect it resends
 // every unacknowledged batch from the head of the spool, in order, then goes
 // on with the backlog at full speed. The spool is the only store. Batches in
@@ -55,14 +56,17 @@ type Options struct {
 	Username string
 	Password string
 	TLS      *tls.Config // nil: no TLS unless the scheme asks for it
-	// KeepAlive is the MQTT keepalive (default 30s).
+	// KeepAlive is the MQTT keepalive (default 30s): a dead link is noticed
+	// within it, by paho's ping (mqttconn.SetKeepAlive) or, when batches
+	// are in flight, by no PUBACK coming for that long.
 	KeepAlive time.Duration
 	// MaxInflight is how many batches may await PUBACK at once (default 32).
 	MaxInflight int
 	// ConnectTimeout bounds one connection attempt (default 10s).
 	ConnectTimeout time.Duration
 	// BackoffMin and BackoffMax bound the wait between connection attempts
-	// (defaults 1s and 30s), doubling, with jitter.
+	// (defaults 1s and 10s), doubling, with jitter; a broker that was
+	// unreachable and answers again ends the wait (mqttconn.WaitForBroker).
 	BackoffMin, BackoffMax time.Duration
 	// FlushTimeout is how long Run keeps publishing the backlog after its
 	// context ends (default 5s).
@@ -125,7 +129,11 @@ func New(sp Spool, opts Options) *Forwarder {
 		opts.BackoffMin = time.Second
 	}
 	if opts.BackoffMax < opts.BackoffMin {
-		opts.BackoffMax = max(30*time.Second, opts.BackoffMin)
+		// Hundreds of agents retrying a broker that refuses them every
+		// 5-10 s (jittered) is tens of attempts a second, which any broker
+		// takes; a broker that was down is retried within about a second
+		// of its return anyway, by WaitForBroker's probe.
+		opts.BackoffMax = max(10*time.Second, opts.BackoffMin)
 	}
 	if opts.FlushTimeout <= 0 {
 		opts.FlushTimeout = 5 * time.Second
@@ -222,7 +230,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	attempt := 0
 	for ctx.Err() == nil {
 		if attempt > 0 {
-			if !backoff.Sleep(ctx, backoff.Delay(attempt, f.opts.BackoffMin, f.opts.BackoffMax)) {
+			if !mqttconn.WaitForBroker(ctx, f.opts.Broker, backoff.Delay(attempt, f.opts.BackoffMin, f.opts.BackoffMax)) {
 				break
 			}
 		}
@@ -280,7 +288,9 @@ func (f *Forwarder) connect(ctx context.Context) (mqtt.Client, <-chan error, err
 		Username: f.opts.Username, Password: f.opts.Password, TLS: f.opts.TLS,
 		CleanSession: false, KeepAlive: f.opts.KeepAlive, ConnectTimeout: f.opts.ConnectTimeout,
 	}.Options()
-	o.SetWriteTimeout(f.opts.ConnectTimeout).SetOrderMatters(false)
+	// The write timeout bounds writing one publish, and a publish waiting
+	// for paho's writer: a link that takes none is dead within a keepalive.
+	o.SetWriteTimeout(min(f.opts.ConnectTimeout, f.opts.KeepAlive)).SetOrderMatters(false)
 	if f.opts.Online != nil {
 		if b, err := json.Marshal(offline(f.opts.Online())); err == nil {
 			o.SetBinaryWill(f.opts.StatusTopic, b, 1, true)
@@ -345,6 +355,13 @@ func (f *Forwarder) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 
 	acks := make(chan ack, f.opts.MaxInflight)
 	inflight := 0
+	// heard is when the broker last acknowledged a batch, or when a batch
+	// went out with none in flight; 0 when none is in flight.
+	var heard atomic.Int64
+	dead := make(chan error, 1)
+	var watching sync.WaitGroup
+	watching.Go(func() { f.watchdog(sctx, c, &heard, dead) })
+	defer func() { cancel(); watching.Wait() }()
 	var highest uint64 // resend everything unacknowledged, from the head
 	stopping := ctx.Done()
 	var deadline <-chan time.Time
@@ -362,6 +379,9 @@ func (f *Forwarder) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 				highest = e.Seq
 				if f.isPendingAck(e.Seq) {
 					continue
+				}
+				if inflight == 0 {
+					heard.Store(time.Now().UnixNano())
 				}
 				tok := c.Publish(f.opts.DataTopic, 1, false, e.Data)
 				inflight++
@@ -403,11 +423,23 @@ func (f *Forwarder) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 				}
 			}
 			f.queueAck(done)
+			if inflight > 0 {
+				heard.Store(time.Now().UnixNano())
+			} else {
+				heard.Store(0)
+			}
 			if failed != nil {
+				select {
+				case err := <-dead: // the watchdog closed the connection
+					return err
+				default:
+				}
 				return fmt.Errorf("publish: %w", failed)
 			}
 		case <-f.sp.Notify():
 		case <-safety.C:
+		case err := <-dead:
+			return err
 		case err := <-lost:
 			return fmt.Errorf("connection lost: %w", err)
 		case <-stopping:
@@ -417,6 +449,40 @@ func (f *Forwarder) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 			f.log.Warn("forwarder: flush deadline reached; the rest stays in the spool", "in_flight", inflight)
 			return errStop
 		}
+	}
+}
+
+// watchdog declares the link dead when batches are in flight and no PUBACK
+// came for a keepalive (heard, in Unix nanoseconds, is when the last one
+// came or the first batch went out). Paho may not notice that itself: its
+// PINGREQ can be stuck behind a full TCP send buffer, which a real blackhole
+// fills, and a publish then waits up to the write timeout. It sends the
+// reason on dead and closes the connection. A publish blocked in paho
+// returns within its write timeout (at most the keepalive).
+func (f *Forwarder) watchdog(ctx context.Context, c mqtt.Client, heard *atomic.Int64, dead chan<- error) {
+	k := f.opts.KeepAlive
+	t := time.NewTimer(k / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		wait := k / 4 // nothing in flight: look again
+		if h := heard.Load(); h != 0 {
+			left := k - time.Since(time.Unix(0, h))
+			if left <= 0 {
+				err := fmt.Errorf("no acknowledgement from the broker for %v with batches in flight: the link is dead", k)
+				f.setErr(err)
+				f.connected.Store(false)
+				dead <- err
+				c.Disconnect(0)
+				return
+			}
+			wait = min(wait, left)
+		}
+		t.Reset(wait)
 	}
 }
 
