@@ -581,31 +581,23 @@ func (in *Ingest) store(ctx context.Context, g *group) bool {
 	if decoded == 0 {
 		return true
 	}
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		stored, rejected, skipped, err := in.o.Sink.Write(ctx, g.batches)
-		if err == nil {
-			in.o.Metrics.WriteSeconds.Observe(time.Since(start).Seconds())
-			in.o.Metrics.PointsWritten.Add(float64(stored))
-			in.o.Metrics.PointsRejected.Add(float64(rejected))
-			in.o.Metrics.PointsSkipped.Add(float64(skipped))
-			in.o.Metrics.Messages.WithLabelValues("stored").Add(float64(decoded))
-			if attempt > 1 {
-				in.log.Info("store is back; written after retries", "attempts", attempt, "points", stored)
-			}
-			return true
-		}
+	w, ok := WriteUntilStored(ctx, in.o.Sink, g.batches, func(attempt int, err error, wait time.Duration) {
 		in.o.Metrics.Errors.WithLabelValues("write").Inc()
 		in.rl.Warn("write", "store write failed; holding the messages unacknowledged and retrying",
-			"error", err, "attempt", attempt, "messages", len(g.msgs), "points", g.points, "retry_in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return false
-		}
-		backoff = min(backoff*2, 30*time.Second)
+			"error", err, "attempt", attempt, "messages", len(g.msgs), "points", g.points, "retry_in", wait)
+	})
+	if !ok {
+		return false
 	}
+	in.o.Metrics.WriteSeconds.Observe(w.Took.Seconds())
+	in.o.Metrics.PointsWritten.Add(float64(w.Stored))
+	in.o.Metrics.PointsRejected.Add(float64(w.Rejected))
+	in.o.Metrics.PointsSkipped.Add(float64(w.Skipped))
+	in.o.Metrics.Messages.WithLabelValues("stored").Add(float64(decoded))
+	if w.Attempts > 1 {
+		in.log.Info("store is back; written after retries", "attempts", w.Attempts, "points", w.Stored)
+	}
+	return true
 }
 
 // Command sends a command to an agent and waits for its reply until ctx
