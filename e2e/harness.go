@@ -169,7 +169,7 @@ func Start(t testing.TB, cfg Config) *Harness {
 	}
 
 	gwYAML := fmt.Sprintf(`gateway: {id: gw-e2e, data_dir: %q, http: "127.0.0.1:0"}
-mqtt: {broker: %q, topic_prefix: weft/v1, shared_group: weft-gateway}
+mqtt: {broker: %q, topic_prefix: weft/v1}
 influxdb: {url: "http://%s", bucket: %q, token: %q, batch_size: 5000, flush_interval: 200ms}
 auth: {admin_tokens: [%q], read_tokens: [%q]}
 alerts: {offline_after: 2m, backlog_age_after: 10m}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -158,50 +159,75 @@ func TestBrokerOutage(t *testing.T) {
 }
 
 // TestBrokerRestart is scenario 2 with the broker process itself stopped
-// and started again (Mosquitto saves its persistence on SIGTERM).
-//
-// Known loss, explained: Mosquitto 2.0.11 does not restore $share
-// subscriptions from its persistence file (plain subscriptions it does),
-// so what the agent publishes after the restart and before the gateway
-// has subscribed again reaches no one. The test fails on any loss that is
-// not of samples served between the broker's stop (less one flush) and the
-// gateway's new subscription.
+// and started again (Mosquitto saves its persistence on SIGTERM), and the
+// gateway slow to come back: it is frozen (SIGSTOP) from the broker's stop
+// until heldAfter after the broker's return, so the agent reconnects and
+// publishes its backlog while no gateway is connected. With the default
+// config the gateway's data subscription is not shared, Mosquitto restores
+// it from its persistence, and that backlog waits in the gateway's session:
+// nothing may be lost. (With mqtt.shared_group, Mosquitto 2.0.11 drops it:
+// 30,000 of 52,000 samples in the run docs/benchmarks.md records.)
 func TestBrokerRestart(t *testing.T) {
 	skipShort(t)
 	cfg := loadConfig(t)
 	down := envDuration(t, "WEFT_E2E_OUTAGE", scenarioLength(10*time.Second, 5*time.Minute))
+	const heldAfter = 5 * time.Second
 	h := Start(t, cfg)
-	var stopped time.Time
-	r, tally := outage(t, h, cfg, fmt.Sprintf("2b. broker process stopped %s under load", down.Round(time.Second)), "e2e-broker-restart.png",
-		down, func() { stopped = time.Now(); h.Broker.Stop() }, h.Broker.Start)
-	subscribed := gatewayResubscribed(t, h)
-	from := stopped.Add(-cfg.Flush - cfg.Interval - time.Second)
-	unexplained := 0
-	for _, at := range tally.LostServedTimes() {
-		if at.Before(from) || at.After(subscribed) {
-			unexplained++
+	var stopped, up, resumed time.Time
+	var before, during float64 // samples the agent published: at the broker's return, and while the gateway was frozen after it
+	gwPid := 0
+	cont := make(chan struct{})
+	published := func() float64 {
+		ms, err := h.AgentMetrics()
+		if err != nil {
+			t.Errorf("agent metrics: %v", err)
+			return 0
 		}
+		return sum(ms, "weft_agent_mqtt_published_samples_total")
 	}
-	if r.Lost > 0 {
-		t.Logf("KNOWN: %d samples lost to Mosquitto not restoring the gateway's $share subscription after its restart (gateway subscribed again %s after the broker stopped); %d lost outside that window",
-			r.Lost, subscribed.Sub(stopped).Round(100*time.Millisecond), unexplained)
+	r, _ := outage(t, h, cfg, fmt.Sprintf("2b. broker process stopped %s under load, gateway back %s after it", down.Round(time.Second), heldAfter), "e2e-broker-restart.png",
+		down, func() {
+			stopped = time.Now()
+			h.Broker.Stop()
+			if gwPid = h.Gateway.Pid(); gwPid == 0 || syscall.Kill(gwPid, syscall.SIGSTOP) != nil {
+				t.Fatalf("cannot freeze the gateway (pid %d)", gwPid)
+			}
+		}, func() {
+			h.Broker.Start()
+			up = time.Now()
+			before = published()
+			time.AfterFunc(heldAfter, func() {
+				during = published() - before
+				resumed = time.Now()
+				_ = syscall.Kill(gwPid, syscall.SIGCONT)
+				close(cont)
+			})
+		})
+	<-cont
+	subscribed := lastConnected(t, h.Gateway)
+	agentBack := lastConnected(t, h.Agent)
+	// The monitor scrapes the agent and the gateway in turn, and a scrape
+	// of the frozen gateway waits for its 5 s timeout: the agent figures of
+	// the table above have that resolution during the freeze.
+	t.Logf("agent connected again %s after the broker's return (from its log); gateway frozen until %s after it, subscribed again %s after the broker stopped; meanwhile the agent published %.0f samples, all of which a shared subscription would have lost",
+		agentBack.Sub(up).Round(100*time.Millisecond), resumed.Sub(up).Round(100*time.Millisecond), subscribed.Sub(stopped).Round(100*time.Millisecond), during)
+	if during <= 0 {
+		t.Errorf("the agent published nothing between the broker's return and the gateway's: the window this scenario is for was not exercised")
 	}
-	if unexplained > 0 || r.Duplicated != 0 || r.OutOfOrder != 0 || r.Unexpected != 0 {
-		t.Errorf("%s: %d counter readings lost outside the restart window, duplicated %d, out of order %d, never served %d; want all 0", r.Scenario, unexplained, r.Duplicated, r.OutOfOrder, r.Unexpected)
-	}
+	expectClean(t, r)
 }
 
-// gatewayResubscribed is when the gateway logged its latest connection
-// (and data subscription) to the broker.
-func gatewayResubscribed(t *testing.T, h *Harness) time.Time {
+// lastConnected is when the agent or the gateway logged its latest
+// connection to the broker (for the gateway: with its subscriptions made).
+func lastConnected(t *testing.T, p *Process) time.Time {
 	t.Helper()
-	ts, err := h.Gateway.WaitLog(regexp.MustCompile(`time=(\S+) level=INFO msg="connected to the broker"`), time.Second)
+	ts, err := p.WaitLog(regexp.MustCompile(`time=(\S+) level=INFO msg="(?:connected to the broker|broker connection restored)"`), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	at, err := time.Parse(time.RFC3339Nano, ts)
 	if err != nil {
-		t.Fatalf("gateway log time %q: %v", ts, err)
+		t.Fatalf("%s log time %q: %v", p.Name, ts, err)
 	}
 	return at
 }
