@@ -104,6 +104,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	log := opts.Logger.With("agent", cfg.Agent.ID)
+	defer profiling.StartCPU(os.Getenv(profiling.CPUEnv), log)()
 	if opts.RollbackAfter <= 0 {
 		opts.RollbackAfter = cfg.Agent.RollbackAfter
 	}
