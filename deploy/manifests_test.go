@@ -135,8 +135,11 @@ func TestCompose(t *testing.T) {
 			}
 		}
 	}
-	if len(gateways) < 2 {
-		t.Fatalf("compose has gateway services %v; want two on one shared subscription", gateways)
+	// The stack's broker is Mosquitto, which does not restore $share
+	// subscriptions after a restart: one gateway with its own
+	// subscription (a second one would only store everything again).
+	if len(gateways) != 1 {
+		t.Fatalf("compose has gateway services %v; want one (Mosquitto loses shared subscriptions at its restart, docs/gateway.md)", gateways)
 	}
 	ids := map[string]bool{}
 	for _, g := range gateways {
@@ -160,7 +163,7 @@ func TestCompose(t *testing.T) {
 		}
 	}
 
-	// The gateway config passes the gateway's loader, with the shared group.
+	// The gateway config passes the gateway's loader, without a shared group.
 	for k, v := range gatewayEnv {
 		t.Setenv(k, v)
 	}
@@ -168,8 +171,8 @@ func TestCompose(t *testing.T) {
 	if err != nil {
 		t.Fatalf("deploy/compose/gateway.yaml: %v", err)
 	}
-	if g.MQTT.SharedGroup != "weft-gateway" || !strings.HasPrefix(g.MQTT.Broker, "ssl://mosquitto:") {
-		t.Errorf("compose gateway.yaml: broker %q group %q; want ssl://mosquitto:8883 and weft-gateway", g.MQTT.Broker, g.MQTT.SharedGroup)
+	if g.MQTT.SharedGroup != "" || !strings.HasPrefix(g.MQTT.Broker, "ssl://mosquitto:") {
+		t.Errorf("compose gateway.yaml: broker %q group %q; want ssl://mosquitto:8883 and no shared group (Mosquitto does not restore $share subscriptions after a restart)", g.MQTT.Broker, g.MQTT.SharedGroup)
 	}
 	if g.MQTT.TLS.Cert == "" || g.MQTT.TLS.Key == "" {
 		t.Error("compose gateway.yaml has no client certificate for the broker")
@@ -271,7 +274,8 @@ func TestKubernetes(t *testing.T) {
 		}
 	}
 
-	// The ConfigMap's gateway.yaml loads, with the shared group.
+	// The ConfigMap's gateway.yaml loads, with the shared group the
+	// replicas need (else each stores everything), set explicitly.
 	cm := byKind["ConfigMap"]
 	text := str(at(t, "configmap", cm, "data", "gateway.yaml"))
 	for k, v := range gatewayEnv {
