@@ -62,7 +62,8 @@ type Options struct {
 	KeepAlive time.Duration
 	// MaxInflight is how many batches may await PUBACK at once (default 32).
 	MaxInflight int
-	// ConnectTimeout bounds one connection attempt (default 10s).
+	// ConnectTimeout bounds one connection attempt (default 10s, and at
+	// most KeepAlive).
 	ConnectTimeout time.Duration
 	// BackoffMin and BackoffMax bound the wait between connection attempts
 	// (defaults 1s and 10s), doubling, with jitter; a broker that was
@@ -228,12 +229,18 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	}()
 
 	attempt := 0
+	var tried time.Time // when the last attempt began, or the last connection was lost
 	for ctx.Err() == nil {
 		if attempt > 0 {
-			if !mqttconn.WaitForBroker(ctx, f.opts.Broker, backoff.Delay(attempt, f.opts.BackoffMin, f.opts.BackoffMax)) {
+			// The backoff spaces the starts of attempts: one that hung
+			// until its timeout (a link that swallows CONNECT) has waited
+			// that long already.
+			wait := backoff.Delay(attempt, f.opts.BackoffMin, f.opts.BackoffMax) - time.Since(tried)
+			if !mqttconn.WaitForBroker(ctx, f.opts.Broker, wait) {
 				break
 			}
 		}
+		tried = time.Now()
 		c, lost, err := f.connect(ctx)
 		if err != nil {
 			attempt++
@@ -256,7 +263,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		f.setErr(err)
 		f.log.Warn("broker connection lost; resending unacknowledged batches after reconnect", "err", err)
 		c.Disconnect(0)
-		attempt = 1
+		attempt, tried = 1, time.Now()
 	}
 	return nil
 }
@@ -286,7 +293,10 @@ func (f *Forwarder) connect(ctx context.Context) (mqtt.Client, <-chan error, err
 	o, lost := mqttconn.Conn{
 		Broker: f.opts.Broker, ClientID: f.opts.ClientID,
 		Username: f.opts.Username, Password: f.opts.Password, TLS: f.opts.TLS,
-		CleanSession: false, KeepAlive: f.opts.KeepAlive, ConnectTimeout: f.opts.ConnectTimeout,
+		CleanSession: false, KeepAlive: f.opts.KeepAlive,
+		// No wait on a link that swallows CONNECT longer than a dead
+		// link may go unnoticed.
+		ConnectTimeout: min(f.opts.ConnectTimeout, f.opts.KeepAlive),
 	}.Options()
 	// The write timeout bounds writing one publish, and a publish waiting
 	// for paho's writer: a link that takes none is dead within a keepalive.
