@@ -48,6 +48,15 @@ type Config struct {
 	// flags, named bad01…: they are not counted, only shown not to slow
 	// the counted ones.
 	Faulty []Faulty
+	// SimFlags are extra flags of the counted weft-sim, e.g.
+	// {"--latency", "20ms"} to load its one shared Modbus link.
+	SimFlags []string
+	// EdgeDevices of the Devices (the last ones) reach weft-sim through a
+	// tap of their own, so each has a Modbus connection of its own in the
+	// agent, and that tap holds every other answer until just before the
+	// device's next poll is due (EdgeTap): polls that end a moment before
+	// the next one begins. Counted like the others.
+	EdgeDevices int
 }
 
 // Faulty is a device served by its own weft-sim with fault flags, e.g.
@@ -96,6 +105,9 @@ type Harness struct {
 	// SimTap sits between agent and weft-sim; BrokerLink between agent
 	// and Mosquitto; InfluxLink between gateway and influxd.
 	SimTap, BrokerLink, InfluxLink *Proxy
+	// EdgeTaps are the taps of the Config.EdgeDevices, by unit.
+	EdgeTaps map[byte]*Proxy
+	edges    map[byte]*EdgeTap
 
 	gatewayHTTP string
 	client      *http.Client
@@ -153,12 +165,22 @@ func Start(t testing.TB, cfg Config) *Harness {
 	}
 
 	// weft-sim on a port it picks; its log names the address.
-	h.Sim = h.proc("weft-sim", bin, "--modbus", "127.0.0.1:0", "--profile", "counter",
+	h.Sim = h.proc("weft-sim", bin, append([]string{"--modbus", "127.0.0.1:0", "--profile", "counter",
 		"--devices", strconv.Itoa(cfg.Devices), "--registers", strconv.Itoa(max(cfg.Points+3, 4)),
-		"--tick", cfg.Tick.String())
+		"--tick", cfg.Tick.String()}, cfg.SimFlags...)...)
 	simAddr := h.startWait(h.Sim, regexp.MustCompile(`serving Modbus.* addr=(\S+)`))
 	if h.SimTap, err = NewProxy(simAddr, h.Served.Tap()); err != nil {
 		t.Fatal(err)
+	}
+	h.EdgeTaps, h.edges = map[byte]*Proxy{}, map[byte]*EdgeTap{}
+	for u := cfg.Devices - cfg.EdgeDevices + 1; u <= cfg.Devices; u++ {
+		e := &EdgeTap{Interval: cfg.Interval}
+		tap := h.Served.Tap()
+		p, err := NewProxy(simAddr, func() Observer { return e.wrap(tap()) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.EdgeTaps[byte(u)], h.edges[byte(u)] = p, e
 	}
 	var faultyAddrs []string
 	for _, f := range cfg.Faulty {
@@ -217,8 +239,12 @@ metrics: {listen: "127.0.0.1:0"}
 	}
 	fmt.Fprintf(&b, "devices:\n")
 	for u := 1; u <= c.Devices; u++ {
+		tap := h.SimTap
+		if p := h.EdgeTaps[byte(u)]; p != nil {
+			tap = p
+		}
 		fmt.Fprintf(&b, "  - {id: %s, profile: counter, interval: %s, modbus: {target: \"tcp://%s\", unit: %d, timeout: 1s}}\n",
-			deviceName(byte(u)), c.Interval, h.SimTap.Addr(), u)
+			deviceName(byte(u)), c.Interval, tap.Addr(), u)
 	}
 	for i, addr := range faulty {
 		fmt.Fprintf(&b, "  - {id: %s, profile: counter, interval: %s, modbus: {target: \"tcp://%s\", unit: 1, timeout: 1s}}\n",
@@ -321,6 +347,9 @@ func (h *Harness) close() {
 		if p != nil {
 			p.Close()
 		}
+	}
+	for _, p := range h.EdgeTaps {
+		p.Close()
 	}
 	if h.t.Failed() {
 		for _, p := range append([]*Process{h.Agent, h.Gateway, h.Sim}, h.Faulty...) {
@@ -481,6 +510,9 @@ func jsonInt(v any) int64 {
 func (h *Harness) Quiesce(timeout time.Duration) time.Duration {
 	h.t.Helper()
 	h.SimTap.Blackhole()
+	for _, p := range h.EdgeTaps {
+		p.Blackhole()
+	}
 	start := time.Now()
 	served := 0
 	for _, n := range h.Served.Count() {
@@ -559,9 +591,11 @@ func (h *Harness) Count() Tally {
 		}
 		rows := stored[name]
 		got := map[uint64]int{}
+		d.storedAt = make(map[uint64]int64, len(rows))
 		var prev int64 = math.MinInt64
 		for _, r := range rows { // InfluxDB returns them in time order
 			got[uint64(r[1])]++
+			d.storedAt[uint64(r[1])] = r[0]
 			if r[1] < prev {
 				d.OutOfOrder++
 			}
@@ -605,6 +639,7 @@ func (h *Harness) Count() Tally {
 		d.Lost = int64(d.LostPolls) + lostOther
 		d.Duplicated = int64(d.DupPolls) + dupOther
 		d.servedAt = polls
+		d.Overwritten = d.overwritten()
 		tally.Devices = append(tally.Devices, d)
 		tally.Expected += d.Expected
 		tally.Stored += d.Stored
@@ -613,6 +648,7 @@ func (h *Harness) Count() Tally {
 		tally.OutOfOrder += d.OutOfOrder
 		tally.Unexpected += d.Unexpected
 		tally.Late += d.Late
+		tally.Overwritten += d.Overwritten
 	}
 	tally.TapDesync, tally.TapUnmatched = h.Served.Anomalies()
 	return tally
@@ -625,7 +661,11 @@ type Tally struct {
 	OutOfOrder, Unexpected             int
 	TapDesync, TapUnmatched            int
 	Late                               int // answers too late for the agent: not expected, not lost
-	Devices                            []DeviceTally
+	// Overwritten counts lost readings whose neighbouring poll of the
+	// same device is stored at the millisecond the lost one was served
+	// in: two polls under one timestamp, and InfluxDB kept the other.
+	Overwritten int
+	Devices     []DeviceTally
 }
 
 // DeviceTally is one device's count. Expected and the rest are samples;
@@ -637,9 +677,58 @@ type DeviceTally struct {
 	OutOfOrder, Unexpected             int
 	// Late counts answers served too late for the agent's timeout: not
 	// expected, not lost.
-	Late     int
-	lost     []uint64 // counter values served, not stored
-	servedAt []Poll
+	Late int
+	// Overwritten: lost readings a neighbouring poll's point took the
+	// timestamp of (Tally.Overwritten).
+	Overwritten int
+	lost        []uint64 // counter values served, not stored
+	servedAt    []Poll
+	storedAt    map[uint64]int64 // counter → stored time (ms)
+}
+
+// sameMs is how far (ms) a stored timestamp may be from the tap's time of
+// the answer and still be that answer's read: the agent stamps a poll
+// when it has read the answer, just after the tap forwarded it.
+const sameMs = 1
+
+// overwritten counts the lost readings whose previous or next served
+// reading is stored at (about) the millisecond the lost one was served:
+// both polls were stamped alike, so in InfluxDB one point replaced the
+// other.
+func (d DeviceTally) overwritten() int {
+	if len(d.lost) == 0 {
+		return 0
+	}
+	lost := map[uint64]bool{}
+	for _, c := range d.lost {
+		lost[c] = true
+	}
+	n := 0
+	for i, p := range d.servedAt {
+		if !lost[p.Counter] {
+			continue
+		}
+		if _, ok := d.collidesWith(i); ok {
+			n++
+		}
+	}
+	return n
+}
+
+// collidesWith returns the neighbour of served answer i (previous or next)
+// stored at the millisecond answer i was served in, if any.
+func (d DeviceTally) collidesWith(i int) (Poll, bool) {
+	at := d.servedAt[i].At.UnixMilli()
+	for _, j := range []int{i + 1, i - 1} {
+		if j < 0 || j >= len(d.servedAt) {
+			continue
+		}
+		nb := d.servedAt[j]
+		if ts, ok := d.storedAt[nb.Counter]; ok && ts >= at-sameMs && ts <= at+sameMs {
+			return nb, true
+		}
+	}
+	return Poll{}, false
 }
 
 // LostServedTimes returns, for every lost counter reading, when the tap
@@ -691,6 +780,9 @@ func (r Report) Print(t testing.TB) {
 	if r.Unexpected > 0 || r.TapDesync > 0 || r.TapUnmatched > 0 {
 		fmt.Fprintf(&b, "stored counter readings never served: %d; tap: %d desynchronised connections, %d unmatched answers\n", r.Unexpected, r.TapDesync, r.TapUnmatched)
 	}
+	if r.Overwritten > 0 {
+		fmt.Fprintf(&b, "lost readings overwritten in InfluxDB by a neighbouring poll stamped the same millisecond: %d\n", r.Overwritten)
+	}
 	for _, l := range r.lostDetail(5) {
 		fmt.Fprintf(&b, "  lost: %s\n", l)
 	}
@@ -717,7 +809,13 @@ func (t Tally) lostDetail(n int) []string {
 			if lost[p.Counter] && len(out) < n {
 				gap := ""
 				if i > 0 {
-					gap = fmt.Sprintf(", %s after the previous answer", p.At.Sub(d.servedAt[i-1].At).Round(time.Millisecond))
+					gap = fmt.Sprintf(", %s after the previous answer", p.At.Sub(d.servedAt[i-1].At).Round(10*time.Microsecond))
+				}
+				if i+1 < len(d.servedAt) {
+					gap += fmt.Sprintf(", %s before the next", d.servedAt[i+1].At.Sub(p.At).Round(10*time.Microsecond))
+				}
+				if nb, ok := d.collidesWith(i); ok {
+					gap += fmt.Sprintf("; OVERWRITTEN: counter %d is stored at %s, the same millisecond", nb.Counter, time.UnixMilli(d.storedAt[nb.Counter]).Format("15:04:05.000"))
 				}
 				out = append(out, fmt.Sprintf("%s counter %d: poll %d of %d, served %s%s", d.Device, p.Counter, i+1, len(d.servedAt), p.At.Format("15:04:05.000"), gap))
 			}

@@ -188,3 +188,51 @@ func (t *mbapTap) frames(buf []byte, f func(tid uint16, unit byte, pdu []byte)) 
 	// Keep the unparsed tail in a fresh slice so buf's array is not held.
 	return append([]byte(nil), buf...)
 }
+
+// EdgeTap wraps the tap of a link that carries one device. It holds every
+// other answer until just before that device's next poll is due — the
+// request's arrival plus the poll interval, less a margin that steps
+// through 0.2–1.0 ms — as a device or a busy shared line that now and then
+// answers late would. The agent then reads that answer and starts its next
+// poll within a millisecond or so: two polls, one answered just before and
+// one just after the slot begins, which must still carry timestamps of
+// their own (issue 10's lost poll).
+type EdgeTap struct {
+	Interval time.Duration
+
+	mu    sync.Mutex
+	reqAt time.Time
+	n     int // answers seen
+	held  int
+}
+
+// Held is how many answers were held back.
+func (e *EdgeTap) Held() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.held
+}
+
+func (e *EdgeTap) wrap(o Observer) Observer { return &edgeObserver{Observer: o, e: e} }
+
+type edgeObserver struct {
+	Observer
+	e *EdgeTap
+}
+
+func (o *edgeObserver) Hold(up bool, b []byte) time.Time {
+	e := o.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if up {
+		e.reqAt = time.Now()
+		return time.Time{}
+	}
+	e.n++
+	if e.n%2 == 1 || e.reqAt.IsZero() {
+		return time.Time{}
+	}
+	e.held++
+	margin := 200*time.Microsecond + time.Duration(e.held%9)*100*time.Microsecond
+	return e.reqAt.Add(e.Interval - margin)
+}

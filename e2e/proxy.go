@@ -50,6 +50,13 @@ type Observer interface {
 	Downstream(b []byte)
 }
 
+// Holder is an Observer that may hold a chunk back: the proxy forwards
+// the chunk no earlier than the time Hold returns (zero: at once). It is
+// asked before the chunk is observed and written.
+type Holder interface {
+	Hold(up bool, b []byte) time.Time
+}
+
 // Proxy is a TCP proxy on 127.0.0.1 that can cut, slow down and blackhole
 // the link to one target, for fault tests between real processes.
 type Proxy struct {
@@ -248,20 +255,28 @@ func (p *Proxy) pipe(l *link, src, dst net.Conn, obs Observer, up bool) {
 			p.mu.Lock()
 			mode, delay, dead := p.mode, p.delay, l.dead
 			p.mu.Unlock()
+			if h, ok := obs.(Holder); ok && !dead {
+				sleepUntil(h.Hold(up, buf[:n]))
+			}
 			if !dead && mode == Slow {
 				time.Sleep(delay)
-				p.mu.Lock()
-				dead = l.dead
-				p.mu.Unlock()
 			}
-			if !dead && dst != nil {
-				if obs != nil {
-					if up {
-						obs.Upstream(buf[:n])
-					} else {
-						obs.Downstream(buf[:n])
-					}
+			// Decide and observe under the lock that Blackhole takes:
+			// once Blackhole has returned, nothing more is observed on
+			// a link it killed, so what the tap recorded is final and
+			// every chunk it recorded is forwarded (Harness.Quiesce
+			// counts on both).
+			p.mu.Lock()
+			forward := !l.dead && dst != nil
+			if forward && obs != nil {
+				if up {
+					obs.Upstream(buf[:n])
+				} else {
+					obs.Downstream(buf[:n])
 				}
+			}
+			p.mu.Unlock()
+			if forward {
 				if _, werr := dst.Write(buf[:n]); werr != nil {
 					err = werr
 				}
@@ -284,4 +299,18 @@ func (p *Proxy) pipe(l *link, src, dst net.Conn, obs Observer, up bool) {
 		return
 	}
 	l.close()
+}
+
+// sleepUntil returns at t (at once if t is zero or past), to within a few
+// microseconds: it sleeps until a millisecond before and spins the rest,
+// because an idle process's timers wake up to a millisecond late.
+func sleepUntil(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	if d := time.Until(t) - time.Millisecond; d > 0 {
+		time.Sleep(d)
+	}
+	for time.Now().Before(t) {
+	}
 }

@@ -696,3 +696,34 @@ func peakStored(samples []Sample) float64 {
 	}
 	return best
 }
+
+// TestPollAtSlotEdge is scenario 9, issue 10's lost poll made to happen:
+// next to the steady load, eight devices each reach the simulator through
+// a tap of their own that holds every other answer until just before the
+// device's next poll is due. The poll after it starts within a millisecond
+// or so. Samples are stamped in milliseconds and InfluxDB keeps one point
+// per series and timestamp, so two polls stamped alike would store as one:
+// the earlier poll silently overwritten, nothing duplicated, nothing out
+// of order — exactly the single lost poll the soak and scenario 6 saw.
+func TestPollAtSlotEdge(t *testing.T) {
+	skipShort(t)
+	cfg := loadConfig(t)
+	const edges = 8
+	cfg.Devices += edges
+	cfg.EdgeDevices = edges
+	length := envDuration(t, "WEFT_E2E_DURATION", scenarioLength(30*time.Second, 5*time.Minute))
+	h := Start(t, cfg)
+	time.Sleep(length)
+	h.Quiesce(60 * time.Second)
+	r := Report{Scenario: fmt.Sprintf("9. %d devices, each on a link of its own, answering just before their next poll is due, %s", edges, length.Round(time.Second)), Tally: h.Count(), Recover: "-"}
+	held := 0
+	for _, e := range h.edges {
+		held += e.Held()
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("answers held until 0.2–1.0 ms before the device's next poll: %d; lost polls overwritten by a poll stamped the same millisecond: %d", held, r.Overwritten))
+	r.Print(t)
+	expectClean(t, r)
+	if held < edges*int(length/cfg.Interval)/4 {
+		t.Errorf("only %d answers held: the scenario did not do what it is for", held)
+	}
+}
