@@ -21,9 +21,9 @@ const (
 )
 
 // WaitForBroker waits d before the next connection attempt to broker, and
-// returns early when the broker comes back: while it waits it probes the
-// broker's TCP port about every second, and once a probe has failed, the
-// first probe that succeeds ends the wait. So after an outage a client
+// returns early when the broker comes back: it probes the broker's TCP port
+// at once and, if that fails, about every second, and the first probe that
+// succeeds ends the wait. So after an outage a client
 // connects within about a second of the broker's return, while a client
 // whose broker is reachable but refuses it (credentials, a full broker)
 // still waits its whole backoff. It reports whether the wait ended by time
@@ -35,32 +35,31 @@ const (
 // Probes cost the broker one accepted and closed connection per return.
 func WaitForBroker(ctx context.Context, broker string, d time.Duration) bool {
 	addr, err := brokerAddr(broker)
-	if err != nil {
-		return backoff.Sleep(ctx, d) // the connection attempt reports the bad URL
+	if err != nil || d <= 0 {
+		return backoff.Sleep(ctx, d) // the connection attempt reports a bad URL
 	}
 	deadline := time.Now().Add(d)
-	down := false
+	// The first probe right away: a broker reachable now failed the
+	// attempt past TCP (or came back within a millisecond), so the
+	// backoff is what this wait is for.
+	if probe(ctx, addr) {
+		return backoff.Sleep(ctx, time.Until(deadline))
+	}
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
 			return ctx.Err() == nil
 		}
 		next := probeEvery/2 + rand.N(probeEvery)
-		if !backoff.Sleep(ctx, min(next, left)) {
+		if next >= left {
+			return backoff.Sleep(ctx, left)
+		}
+		if !backoff.Sleep(ctx, next) {
 			return false
 		}
-		if next >= left {
-			return true
-		}
 		if probe(ctx, addr) {
-			if down {
-				return true
-			}
-			// Reachable from the start: the attempt failed past TCP, so
-			// the backoff is what this wait is for.
-			return backoff.Sleep(ctx, time.Until(deadline))
+			return true // down at the start, up now
 		}
-		down = true
 	}
 }
 
