@@ -46,7 +46,6 @@ func TestGatewayThroughBrokerACL(t *testing.T) {
 			cfg := fmt.Sprintf(`gateway: {id: gw-1, data_dir: %s, http: "%s"}
 mqtt:
   broker: %s
-  shared_group: weft-gateway
   tls: {ca: %s, cert: %s, key: %s}
 auth: {admin_tokens: ["deploy-test-admin-token-0123456789"], read_tokens: ["%s"]}
 `, filepath.Join(dir, "data"), httpAddr, url, filepath.Join(pki, "ca.crt"),
