@@ -3,10 +3,12 @@ package influx
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,4 +112,33 @@ func FuzzLine(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestWriterConcurrent: several goroutines write through one Writer at once
+// (the gateway's parallel writers) and every point is stored.
+func TestWriterConcurrent(t *testing.T) {
+	db := testservers.Influx(t)
+	w := New(Options{URL: db.URL, Bucket: db.Bucket}, quiet())
+	defer w.Close()
+	ts := time.Now().Add(-time.Hour).UnixMilli()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 5 {
+				b := &wire.Batch{Site: "s", Agent: "a", Seq: uint64(i)}
+				for p := range 1000 {
+					b.Samples = append(b.Samples, wire.Sample{Device: fmt.Sprintf("d%d", g), Point: "p",
+						Value: wire.IntValue(int64(p)), TS: ts + int64(i*1000+p)})
+				}
+				if r, err := w.Write(context.Background(), []*wire.Batch{b}); err != nil || r.Points != 1000 {
+					t.Errorf("writer %d, write %d: %+v, %v", g, i, r, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	s := db.Query(t, `SELECT count("value_int") FROM "weft"`)
+	if len(s) != 1 || s[0].Values[0][1].(interface{ String() string }).String() != "20000" {
+		t.Errorf("stored: %+v, want 20000 points", s)
+	}
 }

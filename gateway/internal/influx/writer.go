@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
@@ -24,6 +25,8 @@ type Options struct {
 	Measurement string // default "weft"
 	// Timeout bounds one HTTP request (default 30s).
 	Timeout time.Duration
+	// Gzip compresses request bodies.
+	Gzip bool
 }
 
 // Result is what one Write did.
@@ -34,12 +37,19 @@ type Result struct {
 	Requests int // HTTP write requests made
 }
 
-// Writer writes batches of samples to InfluxDB. It is used by one goroutine.
+// Writer writes batches of samples to InfluxDB. Several goroutines may
+// write at once (each request gets its own connection).
 type Writer struct {
 	opts   Options
 	client influxdb2.Client
 	api    api.WriteAPIBlocking
 	log    *slog.Logger
+	lines  sync.Pool // of *lines
+}
+
+// lines is the line protocol of one Write: the text, and where each line
+// starts.
+type lines struct {
 	buf    []byte
 	starts []int
 }
@@ -55,9 +65,11 @@ func New(opts Options, log *slog.Logger) *Writer {
 	o := influxdb2.DefaultOptions().
 		SetPrecision(time.Millisecond).
 		SetHTTPRequestTimeout(uint(opts.Timeout / time.Second)).
-		SetApplicationName("weft-gateway")
+		SetApplicationName("weft-gateway").
+		SetUseGZip(opts.Gzip)
 	c := influxdb2.NewClientWithOptions(opts.URL, opts.Token, o)
-	return &Writer{opts: opts, client: c, api: c.WriteAPIBlocking(opts.Org, opts.Bucket), log: log}
+	return &Writer{opts: opts, client: c, api: c.WriteAPIBlocking(opts.Org, opts.Bucket), log: log,
+		lines: sync.Pool{New: func() any { return &lines{} }}}
 }
 
 // Close releases the HTTP client.
@@ -78,34 +90,36 @@ func (w *Writer) Measurement() string { return w.opts.Measurement }
 // request in halves until each bad line stands alone, and drops only those.
 func (w *Writer) Write(ctx context.Context, batches []*wire.Batch) (Result, error) {
 	var r Result
-	w.buf = w.buf[:0]
-	w.starts = w.starts[:0]
+	l := w.lines.Get().(*lines)
+	defer w.lines.Put(l)
+	l.buf = l.buf[:0]
+	l.starts = l.starts[:0]
 	for _, b := range batches {
 		for i := range b.Samples {
-			start := len(w.buf)
+			start := len(l.buf)
 			var ok bool
-			w.buf, ok = appendLine(w.buf, w.opts.Measurement, b, &b.Samples[i])
+			l.buf, ok = appendLine(l.buf, w.opts.Measurement, b, &b.Samples[i])
 			if !ok {
 				r.Skipped++
 				continue
 			}
-			w.starts = append(w.starts, start)
+			l.starts = append(l.starts, start)
 		}
 	}
-	if len(w.starts) == 0 {
+	if len(l.starts) == 0 {
 		return r, nil
 	}
-	err := w.send(ctx, 0, len(w.starts), &r)
+	err := w.send(ctx, l, 0, len(l.starts), &r)
 	return r, err
 }
 
-// send writes lines [from, to) of w.buf.
-func (w *Writer) send(ctx context.Context, from, to int, r *Result) error {
-	end := len(w.buf)
-	if to < len(w.starts) {
-		end = w.starts[to]
+// send writes lines [from, to) of l.
+func (w *Writer) send(ctx context.Context, l *lines, from, to int, r *Result) error {
+	end := len(l.buf)
+	if to < len(l.starts) {
+		end = l.starts[to]
 	}
-	body := string(w.buf[w.starts[from] : end-1]) // without the last newline
+	body := string(l.buf[l.starts[from] : end-1]) // without the last newline
 	r.Requests++
 	err := w.api.WriteRecord(ctx, body)
 	if err == nil {
@@ -128,10 +142,10 @@ func (w *Writer) send(ctx context.Context, from, to int, r *Result) error {
 			return nil
 		}
 		mid := from + (to-from)/2
-		if err := w.send(ctx, from, mid, r); err != nil {
+		if err := w.send(ctx, l, from, mid, r); err != nil {
 			return err
 		}
-		return w.send(ctx, mid, to, r)
+		return w.send(ctx, l, mid, to, r)
 	}
 	return fmt.Errorf("influxdb %s: write %d points: HTTP %d: %w", w.opts.URL, to-from, he.StatusCode, err)
 }

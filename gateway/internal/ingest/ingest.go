@@ -68,6 +68,12 @@ type Options struct {
 	SeenInterval time.Duration
 	// BatchSize caps the samples of one store write.
 	BatchSize int
+	// Writers is how many groups may be written to the Sink at once
+	// (default 1; the Sink must then take concurrent Writes). Messages are
+	// acknowledged in the order received all the same. InfluxDB stores a
+	// backlog faster with several writes in flight: it parses and indexes
+	// one while the next arrives and another waits for its WAL fsync.
+	Writers int
 	// FlushInterval bounds how long a received message waits for its write
 	// while messages keep coming.
 	FlushInterval time.Duration
@@ -139,6 +145,9 @@ type group struct {
 func New(o Options) *Ingest {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 5000
+	}
+	if o.Writers <= 0 {
+		o.Writers = 1
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = time.Second
@@ -528,8 +537,8 @@ func (in *Ingest) add(g *group, d dataMsg) {
 	g.points += len(b.Samples)
 }
 
-// write stores each group, retrying with backoff while the store is down,
-// then acknowledges its messages in order. Writes that are still failing
+// write stores each group, up to Writers at once, retrying with backoff
+// while the store is down, then acknowledges their messages in order. Writes that are still failing
 // when ctx is done plus DrainTimeout are abandoned unacknowledged: the broker
 // redelivers those messages.
 func (in *Ingest) write(ctx context.Context) {
@@ -546,32 +555,66 @@ func (in *Ingest) write(ctx context.Context) {
 		case <-wctx.Done():
 		}
 	}()
+	// Up to Writers groups are stored at once; each job's done says
+	// whether its group was stored, and the acknowledger takes the jobs in
+	// the order the groups came, so messages are acknowledged in order.
+	type job struct {
+		g    *group
+		done chan bool
+	}
+	jobs := make(chan job)
+	order := make(chan job, in.o.Writers)
+	var wg sync.WaitGroup
+	for range in.o.Writers {
+		wg.Go(func() {
+			for j := range jobs {
+				j.done <- in.store(wctx, j.g)
+			}
+		})
+	}
+	wg.Go(func() {
+		stopped := false
+		for j := range order {
+			// After a group that was not stored (shutting down), none is
+			// acknowledged: the broker redelivers them all.
+			if ok := <-j.done; ok && !stopped {
+				in.acknowledge(j.g)
+			} else {
+				stopped = true
+			}
+		}
+	})
 	for g := range in.groups {
-		if !in.store(wctx, g) {
-			// Shutting down: the rest is redelivered.
-			for range in.groups {
-			}
-			return
+		j := job{g: g, done: make(chan bool, 1)}
+		order <- j
+		jobs <- j
+	}
+	close(jobs)
+	close(order)
+	wg.Wait()
+}
+
+// acknowledge finishes a stored group: the registry is saved, its messages
+// acknowledged, and their budget released.
+func (in *Ingest) acknowledge(g *group) {
+	if in.o.BeforeAck != nil {
+		if err := in.o.BeforeAck(); err != nil {
+			in.o.Metrics.Errors.WithLabelValues("registry_save").Inc()
+			in.rl.Warn("beforeack", "saving the registry failed", "error", err)
 		}
-		if in.o.BeforeAck != nil {
-			if err := in.o.BeforeAck(); err != nil {
-				in.o.Metrics.Errors.WithLabelValues("registry_save").Inc()
-				in.rl.Warn("beforeack", "saving the registry failed", "error", err)
-			}
+	}
+	for _, m := range g.msgs {
+		m.Ack()
+	}
+	in.o.Metrics.Pending.Sub(float64(len(g.msgs)))
+	in.o.Metrics.PendingBytes.Sub(float64(g.bytes))
+	in.budget.release(g.bytes)
+	sharing := in.seenSharing()
+	for _, b := range g.batches {
+		if sharing {
+			in.seen.add(b.Site, b.Agent, b.Seq)
 		}
-		for _, m := range g.msgs {
-			m.Ack()
-		}
-		in.o.Metrics.Pending.Sub(float64(len(g.msgs)))
-		in.o.Metrics.PendingBytes.Sub(float64(g.bytes))
-		in.budget.release(g.bytes)
-		sharing := in.seenSharing()
-		for _, b := range g.batches {
-			if sharing {
-				in.seen.add(b.Site, b.Agent, b.Seq)
-			}
-			in.batches.Put(b)
-		}
+		in.batches.Put(b)
 	}
 }
 
