@@ -216,7 +216,7 @@ func (in *Ingest) Run(ctx context.Context) error {
 	in.client.Connect() // with ConnectRetry it keeps trying in the background
 
 	if in.o.SharedGroup != "" {
-		in.log.Warn("the data subscription is shared (mqtt.shared_group): a broker that forgets shared subscriptions when it restarts, as Mosquitto 2.0 does, drops what agents publish until the gateways subscribe again, and the agents have already deleted it; keep a shared group only on a broker that keeps them (EMQX, HiveMQ), else leave mqtt.shared_group out (docs/gateway.md)",
+		in.log.Warn("the data subscription is shared (mqtt.shared_group): a broker that forgets shared subscriptions when it restarts, as Mosquitto 2.0 does, drops what agents publish until the gateways subscribe again, and the agents have already deleted it; keep a shared group only on a broker that keeps them (docs/gateway.md, section One gateway or several), else leave mqtt.shared_group out",
 			"filter", in.DataFilter())
 	}
 	if in.o.SharedGroup != "" && !in.seenSharing() {
