@@ -109,7 +109,11 @@ func (l *link) open(ctx context.Context, timeout time.Duration) error {
 		}
 		return &dialError{err}
 	}
-	l.conn = c
+	if tc, ok := c.(*net.TCPConn); ok {
+		l.conn = newRawTCP(tc)
+	} else {
+		l.conn = c
+	}
 	l.log.Debug("connected", "target", l.target.String())
 	return nil
 }
