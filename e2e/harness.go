@@ -640,6 +640,11 @@ func (h *Harness) Count() Tally {
 		d.Duplicated = int64(d.DupPolls) + dupOther
 		d.servedAt = polls
 		d.Overwritten = d.overwritten()
+		for i := 1; i < len(polls); i++ {
+			if polls[i].At.Sub(polls[i-1].At) < time.Millisecond {
+				d.Tight++
+			}
+		}
 		tally.Devices = append(tally.Devices, d)
 		tally.Expected += d.Expected
 		tally.Stored += d.Stored
@@ -649,6 +654,7 @@ func (h *Harness) Count() Tally {
 		tally.Unexpected += d.Unexpected
 		tally.Late += d.Late
 		tally.Overwritten += d.Overwritten
+		tally.Tight += d.Tight
 	}
 	tally.TapDesync, tally.TapUnmatched = h.Served.Anomalies()
 	return tally
@@ -665,7 +671,10 @@ type Tally struct {
 	// same device is stored at the millisecond the lost one was served
 	// in: two polls under one timestamp, and InfluxDB kept the other.
 	Overwritten int
-	Devices     []DeviceTally
+	// Tight counts answers served less than 1 ms after the device's
+	// previous one: polls that could share a millisecond timestamp.
+	Tight   int
+	Devices []DeviceTally
 }
 
 // DeviceTally is one device's count. Expected and the rest are samples;
@@ -681,6 +690,7 @@ type DeviceTally struct {
 	// Overwritten: lost readings a neighbouring poll's point took the
 	// timestamp of (Tally.Overwritten).
 	Overwritten int
+	Tight       int      // answers less than 1 ms after the previous one (Tally.Tight)
 	lost        []uint64 // counter values served, not stored
 	servedAt    []Poll
 	storedAt    map[uint64]int64 // counter → stored time (ms)
@@ -779,6 +789,9 @@ func (r Report) Print(t testing.TB) {
 	}
 	if r.Unexpected > 0 || r.TapDesync > 0 || r.TapUnmatched > 0 {
 		fmt.Fprintf(&b, "stored counter readings never served: %d; tap: %d desynchronised connections, %d unmatched answers\n", r.Unexpected, r.TapDesync, r.TapUnmatched)
+	}
+	if r.Tight > 0 {
+		fmt.Fprintf(&b, "answers served less than 1 ms after the same device's previous answer: %d\n", r.Tight)
 	}
 	if r.Overwritten > 0 {
 		fmt.Fprintf(&b, "lost readings overwritten in InfluxDB by a neighbouring poll stamped the same millisecond: %d\n", r.Overwritten)
