@@ -96,12 +96,13 @@ func Run(ctx context.Context, cfg *config.Gateway, o Options) error {
 	registerFleetMetrics(promReg, reg)
 	var sink ingest.Sink
 	var src series.Source
-	batchSize, flush := 5000, time.Second
+	batchSize, flush, writers := 5000, time.Second, 1
 	if in := cfg.InfluxDB; in != nil {
 		w := influx.New(influx.Options{URL: in.URL, Org: in.Org, Bucket: in.Bucket, Token: in.Token, Measurement: in.Measurement}, log.With("component", "influxdb"))
 		defer w.Close()
 		sink, src = influxSink{w}, w
 		batchSize, flush = in.BatchSize, in.FlushInterval
+		writers = influx.Writers // the window store below takes one write at a time
 		log.Info("storing data in InfluxDB", "url", in.URL, "bucket", in.Bucket, "measurement", w.Measurement())
 	} else {
 		ws, err := window.Open(db, time.Hour, 3600)
@@ -115,7 +116,7 @@ func Run(ctx context.Context, cfg *config.Gateway, o Options) error {
 	in := ingest.New(ingest.Options{
 		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, Username: user, Password: pass, TLS: tlsConf,
 		KeepAlive: cfg.MQTT.KeepAlive, Prefix: cfg.MQTT.TopicPrefix, SharedGroup: cfg.MQTT.SharedGroup,
-		GatewayID: cfg.Gateway.ID, BatchSize: batchSize, FlushInterval: flush,
+		GatewayID: cfg.Gateway.ID, BatchSize: batchSize, FlushInterval: flush, Writers: writers,
 		Sink: sink, Registry: reg, Metrics: metrics, Log: log,
 		BeforeAck: reg.Flush,
 	})

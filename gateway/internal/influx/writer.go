@@ -163,3 +163,9 @@ func SplitBucket(bucket string) (db, rp string) {
 	db, rp, _ = strings.Cut(bucket, "/")
 	return db, rp
 }
+
+// Writers is how many writes the gateway keeps in flight to InfluxDB at
+// once: InfluxDB parses and indexes one while the next arrives and another
+// waits for its WAL fsync, so a backlog drains faster than with one write at
+// a time (BenchmarkWriteInflux, docs/benchmarks.md).
+const Writers = 4
