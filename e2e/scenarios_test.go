@@ -259,7 +259,7 @@ func outage(t *testing.T, h *Harness, cfg Config, name, chart string, down time.
 	peak, drained, ok := drainOf(h.Monitor.Samples(t0, to), up, cfg.Rate()*2)
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("backlog at its peak: %.0f samples (%.1f s of collection)", peak, peak/cfg.Rate()),
-		fmt.Sprintf("agent reconnected %s after the fault ended (its backoff); live again after %s", reconnect.Round(100*time.Millisecond), drain.Round(100*time.Millisecond)))
+		fmt.Sprintf("agent reconnected %s after the fault ended (its backoff, cut short by its broker probe); live again after %s", reconnect.Round(100*time.Millisecond), drain.Round(100*time.Millisecond)))
 	if drain > reconnect {
 		e2e := peak / (drain - reconnect).Seconds()
 		r.Notes = append(r.Notes, fmt.Sprintf("end to end (reconnect → InfluxDB live again): ≈ %.0f samples/s = %.1f × the collection rate; stored at most %.0f samples/s (1 s mean)",
