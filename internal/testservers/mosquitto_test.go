@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,4 +215,49 @@ func makeCerts(t *testing.T, dir string) (TLSFiles, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	return f, pool
+}
+
+// TestMosquittoQueuesForAnOfflineSession: a persistent session's plain
+// subscription and the QoS 1 messages queued for it while its client is
+// away survive a broker restart, beyond Mosquitto's default queue of 1000
+// messages (the generated config raises it, as the shipped one does).
+func TestMosquittoQueuesForAnOfflineSession(t *testing.T) {
+	b := Mosquitto(t)
+	const n = 1500
+	var got atomic.Int64
+	opts := mqtt.NewClientOptions().AddBroker(b.URL).SetClientID("gw-queue").SetCleanSession(false).
+		SetAutoReconnect(false).SetConnectRetry(false).
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { got.Add(1) })
+	sub := mqtt.NewClient(opts)
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	if tok := sub.Subscribe("weft/+/data", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	sub.Disconnect(100)
+
+	pub := mustConnect(t, b.URL)
+	for i := 0; i < n; i++ {
+		if tok := pub.Publish("weft/a1/data", 1, false, "x"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d: %v", i, tok.Error())
+		}
+	}
+	pub.Disconnect(100)
+	b.Stop()
+	b.Start()
+
+	sub = mqtt.NewClient(opts)
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("reconnect: %v", tok.Error())
+	}
+	defer sub.Disconnect(100)
+	deadline := time.Now().Add(10 * time.Second)
+	for got.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // nothing more should come
+	if g := got.Load(); g != n {
+		t.Errorf("the session received %d of the %d messages queued for it across the restart; want all", g, n)
+	}
 }
