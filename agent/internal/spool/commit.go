@@ -113,8 +113,8 @@ type delta struct {
 	batches, bytes, samples int64
 	oldest                  time.Time
 	appended, acked         uint64
-	droppedOldest           uint64
-	droppedExpired          uint64
+	evictions               []evictedRec // from the head, in order
+	ackMissing              []uint64     // acked sequence numbers not in the file
 	droppedNewest           uint64
 	droppedCorrupt          uint64
 	corruptEntries          uint64
@@ -216,14 +216,12 @@ func (s *Spool) tryCommit(g group, evict int64) (*delta, error) {
 				if err != nil {
 					return false, &corruptError{err: fmt.Errorf("head entry: %w", err)}
 				}
+				seq, _ := keySeq(k)
 				if err := b.Delete(k); err != nil {
 					return false, err
 				}
 				d.remove(h)
-				d.droppedOldest += uint64(h.samples)
-				if expired {
-					d.droppedExpired += uint64(h.samples)
-				}
+				d.evictions = append(d.evictions, evictedRec{seq: seq, samples: h.samples, expired: expired})
 				return true, nil
 			}
 
@@ -232,6 +230,9 @@ func (s *Spool) tryCommit(g group, evict int64) (*delta, error) {
 					k := key(seq)
 					v := b.Get(k)
 					if v == nil {
+						if !a.corrupt {
+							d.ackMissing = append(d.ackMissing, seq)
+						}
 						continue
 					}
 					h, err := parseHeader(v)
@@ -353,7 +354,11 @@ func (s *Spool) freeSpace(g group) error {
 		return err
 	}
 	s.apply(d)
-	s.log.Warn("disk full: evicted the oldest batches to make room", "samples", d.droppedOldest)
+	var samples int
+	for _, e := range d.evictions {
+		samples += e.samples
+	}
+	s.log.Warn("disk full: evicted the oldest batches to make room", "samples", samples)
 	return nil
 }
 
@@ -419,8 +424,12 @@ func (s *Spool) apply(d *delta) {
 	st.OldestAppended = d.oldest
 	st.Appended += d.appended
 	st.Acked += d.acked
-	st.DroppedOldest += d.droppedOldest
-	st.DroppedExpired += d.droppedExpired
+	for _, e := range d.evictions {
+		s.evictedLocked(e)
+	}
+	for _, seq := range d.ackMissing {
+		s.ackedLocked(seq)
+	}
 	st.DroppedNewest += d.droppedNewest
 	st.DroppedCorrupt += d.droppedCorrupt
 	st.CorruptEntries += d.corruptEntries

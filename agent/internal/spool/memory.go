@@ -38,6 +38,9 @@ type Memory struct {
 	entries []Entry // in sequence order
 	st      Stats
 	notify  chan struct{}
+	// handed and limbo: in-flight accounting as in Spool (inflight.go).
+	handed uint64
+	limbo  map[uint64]evictedRec
 }
 
 // NewMemory returns an empty in-memory queue bounded by opts (the file
@@ -99,8 +102,7 @@ func (m *Memory) AppendAsync(samples int, encode func(seq uint64) ([]byte, error
 		return seq, done, nil
 	}
 	for limit > 0 && m.st.Bytes+size > limit && len(m.entries) > 0 {
-		m.st.DroppedOldest += uint64(m.entries[0].Samples)
-		m.removeLocked(0)
+		m.evictHeadLocked(false)
 	}
 	m.entries = append(m.entries, Entry{Seq: seq, Data: slices.Clone(data), Samples: samples, Appended: now})
 	m.st.Batches++
@@ -133,10 +135,32 @@ func (m *Memory) removeLocked(i int) {
 func (m *Memory) expireLocked() {
 	now := m.opts.Now()
 	for len(m.entries) > 0 && expiredAt(m.opts.MaxAge, m.entries[0].Appended, now) {
-		n := uint64(m.entries[0].Samples)
-		m.st.DroppedOldest += n
-		m.st.DroppedExpired += n
-		m.removeLocked(0)
+		m.evictHeadLocked(true)
+	}
+}
+
+// evictHeadLocked drops the head entry: counted as dropped at once, or, if
+// Peek handed it out, kept in limbo until its Ack or the next pass.
+func (m *Memory) evictHeadLocked(expired bool) {
+	e := evictedRec{seq: m.entries[0].Seq, samples: m.entries[0].Samples, expired: expired}
+	m.removeLocked(0)
+	if e.seq <= m.handed {
+		if m.limbo == nil {
+			m.limbo = map[uint64]evictedRec{}
+		}
+		m.limbo[e.seq] = e
+		return
+	}
+	m.st.countDropped(e)
+}
+
+// settleLimboLocked: see Spool.settleLimboLocked.
+func (m *Memory) settleLimboLocked(after uint64) {
+	for seq, e := range m.limbo {
+		if seq > after {
+			m.st.countDropped(e)
+			delete(m.limbo, seq)
+		}
 	}
 }
 
@@ -155,6 +179,13 @@ func (m *Memory) Peek(after uint64, max int) ([]Entry, error) {
 		e.Data = slices.Clone(e.Data)
 		out = append(out, e)
 	}
+	if after < m.handed {
+		m.settleLimboLocked(after)
+		m.handed = after
+	}
+	if n := len(out); n > 0 && out[n-1].Seq > m.handed {
+		m.handed = out[n-1].Seq
+	}
 	return out, nil
 }
 
@@ -169,6 +200,9 @@ func (m *Memory) Ack(seqs ...uint64) error {
 		i, ok := slices.BinarySearchFunc(m.entries, seq, func(e Entry, seq uint64) int { return cmpUint(e.Seq, seq) })
 		if ok {
 			m.removeLocked(i)
+			m.st.Acked++
+		} else if _, ok := m.limbo[seq]; ok {
+			delete(m.limbo, seq)
 			m.st.Acked++
 		}
 	}
@@ -203,6 +237,7 @@ func (m *Memory) Close() error {
 	}
 	m.closed = true
 	m.entries = nil
+	m.settleLimboLocked(0)
 	return nil
 }
 

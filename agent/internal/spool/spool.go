@@ -145,7 +145,10 @@ type Stats struct {
 
 	// DroppedOldest counts samples evicted from the head: by drop_oldest at
 	// MaxBytes, by MaxAge, and to make room on a full disk. It includes
-	// DroppedExpired.
+	// DroppedExpired. A batch evicted while Peek had handed it out (in
+	// flight to the broker) is counted only once it is known not to have
+	// been delivered: when the next pass starts without its Ack, or at
+	// Close; if its Ack comes, it counts in Acked instead.
 	DroppedOldest uint64
 	// DroppedExpired counts the samples of DroppedOldest dropped by MaxAge.
 	DroppedExpired uint64
@@ -157,7 +160,7 @@ type Stats struct {
 	DroppedCorrupt uint64
 
 	Appended uint64 // batches stored by Append
-	Acked    uint64 // batches deleted by Ack
+	Acked    uint64 // batches acknowledged: deleted by Ack, or acked after an in-flight eviction
 	Commits  uint64 // bbolt write transactions; each costs two fdatasyncs
 	// WriteErrors counts failed commits; LastError is the latest one.
 	WriteErrors uint64
@@ -195,6 +198,11 @@ type Spool struct {
 	notify  chan struct{}
 	stop    chan struct{}
 	done    chan struct{} // closed when the committer has exited
+
+	// In-flight accounting, guarded by mu (inflight.go).
+	handed  uint64                // highest sequence number handed out in this pass
+	evicted uint64                // highest sequence number evicted from the head
+	limbo   map[uint64]evictedRec // evicted while handed out, fate unknown yet
 
 	// Committer-only state.
 	lastCompactTry time.Time
@@ -412,6 +420,9 @@ func (s *Spool) Peek(after uint64, max int) ([]Entry, error) {
 			s.log.Warn("could not delete corrupt entries", "seqs", bad, "err", err)
 		}
 	}
+	s.mu.Lock()
+	out = s.handOutLocked(after, out)
+	s.mu.Unlock()
 	return out, nil
 }
 
@@ -489,6 +500,9 @@ func (s *Spool) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.done
+	s.mu.Lock()
+	s.settleLimboLocked(0)
+	s.mu.Unlock()
 	var err error
 	s.dbMu.Lock()
 	if s.db != nil {

@@ -28,6 +28,8 @@ func Run(t *testing.T, open Open) {
 		{"AckAnyOrder", testAck},
 		{"EncodeErrorSkipsSeq", testEncodeError},
 		{"DropOldest", testDropOldest},
+		{"DropOldestInFlight", testDropInFlight},
+		{"DropOldestWhileSending", testDropWhileSending},
 		{"DropNewest", testDropNewest},
 		{"TooLarge", testTooLarge},
 		{"MaxAge", testMaxAge},
@@ -181,6 +183,114 @@ func testDropOldest(t *testing.T, o Open) {
 	st := q.Stats()
 	if len(es) != 3 || es[0].Seq != first+3 || st.Bytes != 450 || st.Samples != 13 || st.DroppedOldest != 9 || st.DroppedNewest != 0 {
 		t.Fatalf("stored %v, stats %+v", seqs(es), st)
+	}
+}
+
+// A batch evicted by drop_oldest while Peek had handed it out (on its way
+// to the broker) is not counted as dropped if its Ack comes: the broker
+// has it. Without its Ack it counts as dropped when the next pass starts
+// (a Peek from a lower sequence number, as after a reconnect). A batch
+// evicted before it was handed out counts at once.
+func testDropInFlight(t *testing.T, o Open) {
+	q := open(t, o, spool.Options{MaxBytes: 300})
+	a, b, c := add(t, q, 3, 100), add(t, q, 3, 100), add(t, q, 3, 100)
+	if es, _ := q.Peek(0, 2); fmt.Sprint(seqs(es)) != fmt.Sprint([]uint64{a, b}) {
+		t.Fatalf("Peek(0, 2) = %v", seqs(es))
+	}
+	add(t, q, 5, 100) // evicts a, in flight
+	if st := q.Stats(); st.DroppedOldest != 0 {
+		t.Fatalf("evicted in flight, counted as dropped at once: %+v", st)
+	}
+	if err := q.Ack(a); err != nil {
+		t.Fatal(err)
+	}
+	if st := q.Stats(); st.DroppedOldest != 0 || st.Acked != 1 {
+		t.Fatalf("evicted in flight, then acknowledged: %+v, want nothing dropped, 1 acked", st)
+	}
+	add(t, q, 5, 100) // evicts b, in flight
+	if st := q.Stats(); st.DroppedOldest != 0 {
+		t.Fatalf("evicted in flight: %+v", st)
+	}
+	if es, _ := q.Peek(0, 1); len(es) != 1 || es[0].Seq != c { // a new pass: b's Ack is not coming
+		t.Fatalf("Peek(0, 1) = %v", seqs(es))
+	}
+	if st := q.Stats(); st.DroppedOldest != 3 || st.Acked != 1 {
+		t.Fatalf("after the next pass: %+v, want b's 3 samples dropped", st)
+	}
+	q.Ack(b)               // too late: already counted, and not counted twice
+	d := add(t, q, 7, 100) // evicts c (handed out again) …
+	e := add(t, q, 7, 100) // … and the first 5-sample batch, never handed out: counted at once
+	if st := q.Stats(); st.DroppedOldest != 3+5 || st.Acked != 1 {
+		t.Fatalf("after evicting one never handed out: %+v, want 8 dropped", st)
+	}
+	if es := all(t, q); len(es) != 3 || es[1].Seq != d || es[2].Seq != e {
+		t.Fatalf("stored %v", seqs(es))
+	}
+	if st := q.Stats(); st.DroppedOldest != 3+5+3 {
+		t.Fatalf("c was never acknowledged: %+v, want 11 dropped", st)
+	}
+}
+
+// A sender slower than the writers: drop_oldest keeps evicting the head,
+// which is what the sender has in flight. Every sample is exactly one of
+// delivered (acknowledged by the sender), dropped, or still stored.
+func testDropWhileSending(t *testing.T, o Open) {
+	q := open(t, o, spool.Options{MaxBytes: 8_000})
+	const writers, each, samples = 4, 100, 10
+	const batches = writers * each
+	var wg, ww sync.WaitGroup
+	stop := make(chan struct{})
+	for range writers {
+		ww.Go(func() {
+			for range each {
+				add(t, q, samples, 500)
+			}
+		})
+	}
+	wg.Go(func() {
+		ww.Wait()
+		close(stop)
+	})
+	var delivered int
+	wg.Go(func() {
+		var after uint64
+		for {
+			es, err := q.Peek(after, 2)
+			if err != nil {
+				t.Errorf("Peek: %v", err)
+				return
+			}
+			var ids []uint64
+			for _, e := range es {
+				ids = append(ids, e.Seq)
+				after = e.Seq
+			}
+			time.Sleep(2 * time.Millisecond) // the PUBACK round trip
+			if err := q.Ack(ids...); err != nil {
+				t.Errorf("Ack: %v", err)
+				return
+			}
+			delivered += len(ids)
+			select {
+			case <-stop:
+				if len(es) == 0 {
+					return
+				}
+			default:
+			}
+		}
+	})
+	wg.Wait()
+	stored := len(all(t, q)) // a new pass: settles what is in limbo
+	st := q.Stats()
+	if want := uint64(batches-delivered-stored) * samples; st.DroppedOldest != want {
+		t.Fatalf("delivered %d batches, %d stored, so %d samples dropped; the queue counts %d (%+v)", delivered, stored, want, st.DroppedOldest, st)
+	}
+	if st.Acked != uint64(delivered) {
+		t.Fatalf("Acked %d, the sender delivered %d", st.Acked, delivered)
+	}
+	if st.DroppedOldest == 0 {
+		t.Fatalf("nothing dropped: the sender kept up, the test tested nothing")
 	}
 }
 
