@@ -26,7 +26,11 @@
 //     figures (seq.duplicates), which the scenarios print;
 //   - out of order: a stored counter smaller than the one stored before it
 //     in time order (source times out of step with reading order);
-//   - never served: a stored counter value the tap never saw.
+//   - never served: a stored counter value the tap never saw;
+//   - overwritten: a lost reading whose previous or next poll of the same
+//     device is stored at the millisecond the lost one was served in: two
+//     polls stamped alike, one point in InfluxDB (issue 10's lost poll,
+//     which scenario 9, TestPollAtSlotEdge, provokes).
 //
 // At the end of a scenario Quiesce blackholes the Modbus link (so every
 // answer the tap recorded did reach the agent) and waits until InfluxDB

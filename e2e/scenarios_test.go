@@ -510,17 +510,18 @@ func TestBlackhole(t *testing.T) {
 // TestSpoolOverflow is scenario 6: a small spool.max_bytes with
 // drop_oldest while the broker is unreachable. Exactly what the agent
 // says it dropped is missing, and it is the oldest data.
+//
+// It was flaky both ways until two fixes of issue 10: one poll more
+// missing than dropped (two polls stamped the same millisecond, the
+// earlier overwritten in InfluxDB; collect's waitPastMs), and a batch
+// more dropped than missing (evicted while in flight, then acknowledged
+// and stored; the spool's in-flight accounting). What can still differ:
+// a batch published just as the link was cut, taken by the broker while
+// its PUBACK was lost, and evicted during the outage is counted as
+// dropped and stored (MQTT cannot tell the agent); rare, since a batch
+// is in flight for about a millisecond of every flush interval.
 func TestSpoolOverflow(t *testing.T) {
 	skipShort(t)
-	// Open bug: in about one run of six, one poll (50 samples) more than
-	// the agent's drop count is missing here, not yet explained (the
-	// memory soak saw one such poll in 712,310 with no fault at all). It
-	// runs in make soak and with WEFT_E2E_OVERFLOW=1 until it is
-	// understood, so that an intermittent red does not stop every other
-	// change from landing; docs/benchmarks.md, scenario 6, has the details.
-	if !soak() && os.Getenv("WEFT_E2E_OVERFLOW") != "1" {
-		t.Skip("spool overflow scenario: open bug (one unexplained lost poll in ~1 of 6 runs); runs under make soak or WEFT_E2E_OVERFLOW=1")
-	}
 	cfg := loadConfig(t)
 	// 1MiB is the least the config allows: about 10 s of the short
 	// form's load, so a 30 s outage overflows it.
@@ -713,7 +714,7 @@ func TestPollAtSlotEdge(t *testing.T) {
 	const edges = 8
 	cfg.Devices += edges
 	cfg.EdgeDevices = edges
-	length := envDuration(t, "WEFT_E2E_DURATION", scenarioLength(30*time.Second, 5*time.Minute))
+	length := envDuration(t, "WEFT_E2E_DURATION", scenarioLength(20*time.Second, 5*time.Minute))
 	h := Start(t, cfg)
 	time.Sleep(length)
 	h.Quiesce(60 * time.Second)
