@@ -17,7 +17,20 @@
 // source timestamp) when it publishes. What was already in the spool at the
 // birth is sent with is_historical = true. DDATA goes out at QoS 0, as
 // Sparkplug B requires; a batch is removed from the spool once its messages
-// are written to the connection.
+// are written to the connection while the host is confirmed.
+//
+// Confirmation. A STATE online that arrives while the node is subscribed
+// was published by a host that is connected now. One the broker hands over
+// as a retained message at subscription may be older than the broker's
+// last restart: after a crash Mosquitto restores the host's retained STATE
+// online from its last save, while the host itself (clean session, as
+// Sparkplug requires) is not connected yet, and QoS 0 messages published
+// before it subscribes again reach nobody. So a birth on a retained STATE
+// online is unconfirmed: the node publishes as usual but keeps what it
+// sends in the spool. A newer STATE online (the host is back, without our
+// births) makes it born again and send what it kept, as historical; if
+// none comes within Options.Hold the host was there all along (only the
+// node's connection broke) and the kept batches are removed.
 //
 // Devices. A device whose driver reports it down gets DDEATH; it gets
 // DBIRTH again when it is back (or when data of it is to be sent). A point
@@ -95,6 +108,10 @@ type Options struct {
 	Devices func() []Device
 	// MaxBatches is how many spool batches are read at once (default 32).
 	MaxBatches int
+	// Hold is how long batches sent after a birth on a retained STATE
+	// online stay in the spool, waiting for a newer STATE that would show
+	// the host was not there (default 60s; see Confirmation above).
+	Hold time.Duration
 
 	// CmdFilter and OnCommand carry the native commands (config, status).
 	CmdFilter string
@@ -137,6 +154,10 @@ type bornDevice struct {
 	dt map[string]dataType // point → datatype declared by the birth
 }
 
+// DefaultHold is Options.Hold's default: longer than the Weft gateway's
+// longest reconnect backoff (30 s) plus a connect.
+const DefaultHold = 60 * time.Second
+
 // New makes an EdgeNode of sp.
 func New(sp Spool, o Options) *EdgeNode {
 	if o.KeepAlive <= 0 {
@@ -156,6 +177,9 @@ func New(sp Spool, o Options) *EdgeNode {
 	}
 	if o.MaxBatches <= 0 {
 		o.MaxBatches = 32
+	}
+	if o.Hold <= 0 {
+		o.Hold = DefaultHold
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -276,7 +300,16 @@ func (e *EdgeNode) Run(ctx context.Context) error {
 type conn struct {
 	c     mqtt.Client
 	lost  <-chan error
-	state chan hostState
+	state chan stateMsg
+}
+
+// stateMsg is the primary host's STATE as it arrived: retained is the
+// MQTT retain flag, which a broker sets only on what it hands over at
+// subscription (MQTT 3.1.1, 3.3.1.3), never on a message published while
+// the node is subscribed.
+type stateMsg struct {
+	hostState
+	retained bool
 }
 
 func (e *EdgeNode) deathPayload() []byte {
@@ -305,7 +338,7 @@ func (e *EdgeNode) connect(ctx context.Context) (*conn, error) {
 	o.SetWriteTimeout(e.o.ConnectTimeout).
 		SetOrderMatters(false).
 		SetBinaryWill(nodeTopic(e.o.Group, typeNDEATH, e.o.EdgeNode), e.deathPayload(), 1, false)
-	s := &conn{lost: lost, state: make(chan hostState, 8)}
+	s := &conn{lost: lost, state: make(chan stateMsg, 8)}
 	if s.c, err = mqttconn.Connect(ctx, o); err != nil {
 		return nil, err
 	}
@@ -319,15 +352,16 @@ func (e *EdgeNode) connect(ctx context.Context) (*conn, error) {
 				e.log.Warn("primary host STATE not understood; ignored", "topic", m.Topic(), "err", err)
 				return
 			}
+			sm := stateMsg{st, m.Retained()}
 			select {
-			case s.state <- st:
+			case s.state <- sm:
 			default:
 				// The session is behind; it only needs the newest.
 				select {
 				case <-s.state:
 				default:
 				}
-				s.state <- st
+				s.state <- sm
 			}
 		}
 	}
@@ -374,6 +408,10 @@ func (e *EdgeNode) session(ctx context.Context, s *conn) error {
 	e.mu.Unlock()
 
 	var stateTS int64 = -1
+	// confirmed: what is written to the connection has reached the host,
+	// as far as MQTT at QoS 0 can tell, and leaves the spool. Without a
+	// primary host there is nobody to confirm.
+	confirmed := true
 	if e.o.PrimaryHost != "" {
 		e.log.Info("connected; waiting for the primary host's STATE online", "host", e.o.PrimaryHost)
 		for online := false; !online; {
@@ -382,7 +420,7 @@ func (e *EdgeNode) session(ctx context.Context, s *conn) error {
 				if st.Timestamp < stateTS {
 					continue // older than what we saw
 				}
-				stateTS, online = st.Timestamp, st.Online
+				stateTS, online, confirmed = st.Timestamp, st.Online, !st.retained
 			case err := <-s.lost:
 				return fmt.Errorf("connection lost: %w", err)
 			case <-ctx.Done():
@@ -402,6 +440,26 @@ func (e *EdgeNode) session(ctx context.Context, s *conn) error {
 	if e.o.OnConnect != nil {
 		go e.o.OnConnect()
 	}
+	var held []uint64 // sent while unconfirmed, still in the spool
+	var holdEnd <-chan time.Time
+	if !confirmed {
+		e.log.Info("the primary host's STATE online was a retained one, perhaps from before a broker restart; keeping what is sent in the spool until the host is confirmed",
+			"host", e.o.PrimaryHost, "hold", e.o.Hold)
+		holdEnd = time.After(e.o.Hold)
+	}
+	ack := func(seqs []uint64) {
+		if len(seqs) == 0 {
+			return
+		}
+		if !confirmed {
+			held = append(held, seqs...)
+			return
+		}
+		if err := e.sp.Ack(seqs...); err != nil {
+			e.setErr(err)
+			e.log.Error("acknowledging in the spool; those batches will be sent again", "err", err)
+		}
+	}
 
 	var highest uint64
 	stopping := ctx.Done()
@@ -418,18 +476,13 @@ func (e *EdgeNode) session(ctx context.Context, s *conn) error {
 			var done []uint64
 			for _, en := range entries {
 				if err := e.publishEntry(s.c, en, en.Seq <= historicalUpTo); err != nil {
-					if len(done) > 0 {
-						_ = e.sp.Ack(done...)
-					}
+					ack(done)
 					return err
 				}
 				done = append(done, en.Seq)
 				highest = en.Seq
 			}
-			if err := e.sp.Ack(done...); err != nil {
-				e.setErr(err)
-				e.log.Error("acknowledging in the spool; those batches will be sent again", "err", err)
-			}
+			ack(done)
 			continue
 		}
 		if deadline != nil {
@@ -445,14 +498,38 @@ func (e *EdgeNode) session(ctx context.Context, s *conn) error {
 			if historicalUpTo, err = e.birth(s.c); err != nil {
 				return err
 			}
-			highest = 0 // resend from the head what is still there
+			highest, held = 0, held[:0] // resend from the head what is still there
 		case st := <-s.state:
-			if st.Timestamp >= stateTS {
-				stateTS = st.Timestamp
-				if !st.Online {
-					return errHostOffline
-				}
+			if st.Timestamp < stateTS {
+				break // older than what we saw
 			}
+			newer := st.Timestamp > stateTS
+			stateTS = st.Timestamp
+			if !st.Online {
+				return errHostOffline
+			}
+			if st.retained || (confirmed && !newer) {
+				break // nothing new about the host
+			}
+			// The host published STATE online while we are subscribed: it is
+			// connected now. If it is a new host session (or we were not
+			// sure it was there), it has not seen our births nor, perhaps,
+			// what we sent since: be born again and resend what the spool
+			// still holds.
+			e.log.Info("the primary host announced itself online; publishing the births again and resending what was kept",
+				"host", e.o.PrimaryHost, "kept_batches", len(held), "was_confirmed", confirmed)
+			confirmed, holdEnd = true, nil
+			if historicalUpTo, err = e.birth(s.c); err != nil {
+				return err
+			}
+			highest, held = 0, held[:0]
+		case <-holdEnd:
+			// No newer STATE within the hold: the host was connected all
+			// along (only our connection had broken).
+			e.log.Info("no newer STATE from the primary host within the hold; it was online all along", "host", e.o.PrimaryHost, "kept_batches", len(held))
+			confirmed, holdEnd = true, nil
+			ack(held)
+			held = nil
 		case err := <-s.lost:
 			return fmt.Errorf("connection lost: %w", err)
 		case <-stopping:

@@ -173,11 +173,15 @@ type running struct {
 	stop func()
 }
 
-func startNode(t testing.TB, broker string, sp *spool.Spool, dir, host string, devs *devices) *running {
+func startNode(t testing.TB, broker string, sp *spool.Spool, dir, host string, devs *devices, opts ...func(*Options)) *running {
 	t.Helper()
-	e := New(sp, Options{Broker: broker, ClientID: node, Group: group, EdgeNode: node, PrimaryHost: host, DataDir: dir,
+	o := Options{Broker: broker, ClientID: node, Group: group, EdgeNode: node, PrimaryHost: host, DataDir: dir,
 		Devices: devs.get, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, FlushTimeout: time.Second,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	for _, f := range opts {
+		f(&o)
+	}
+	e := New(sp, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = e.Run(ctx) }()
