@@ -62,12 +62,16 @@ type MQTT struct {
 
 // Sparkplug configures Sparkplug B. In the agent (with format: sparkplug_b)
 // HostID names the primary host application whose STATE decides when data
-// is published (empty: publish whenever connected). In the gateway, Enabled
+// is published (empty: publish whenever connected), and Hold is how long
+// what the agent sends after a birth on a retained STATE online stays in
+// its spool in case the host was not really there (default 60s;
+// docs/sparkplug.md, "Across a broker restart"). In the gateway, Enabled
 // makes it a Sparkplug host application with STATE topic id HostID
 // (default the gateway's id).
 type Sparkplug struct {
-	Enabled bool   `yaml:"enabled"` // gateway only
-	HostID  string `yaml:"host_id"`
+	Enabled bool          `yaml:"enabled"` // gateway only
+	HostID  string        `yaml:"host_id"`
+	Hold    time.Duration `yaml:"hold"` // agent only
 }
 
 // TLS is a client or server TLS setup; files are PEM.

@@ -273,8 +273,24 @@ func (c *checker) mqtt(m *MQTT, gateway bool) {
 		if c.set("mqtt.sparkplug.host_id") && m.Format != "sparkplug_b" {
 			c.badKey("mqtt.sparkplug.host_id", "is set but mqtt.format is not sparkplug_b; set mqtt.format: sparkplug_b or remove it")
 		}
-	} else if c.set("mqtt.format") && m.Format == "sparkplug_b" {
-		c.badKey("mqtt.format", "sparkplug_b is an agent setting; a gateway takes Sparkplug B with mqtt.sparkplug: {enabled: true}")
+		if c.set("mqtt.sparkplug.hold") {
+			switch {
+			case m.Format != "sparkplug_b":
+				c.badKey("mqtt.sparkplug.hold", "is set but mqtt.format is not sparkplug_b; set mqtt.format: sparkplug_b or remove it")
+			case m.Sparkplug.HostID == "":
+				c.badKey("mqtt.sparkplug.hold", "does nothing without a primary host; set mqtt.sparkplug.host_id or remove it")
+			}
+			if m.Sparkplug.Hold < time.Second {
+				c.bad("mqtt.sparkplug.hold", "%s is below 1s; allowed a duration of 1s or more, like 60s (longer than the host takes to come back after a broker restart)", m.Sparkplug.Hold)
+			}
+		}
+	} else {
+		if c.set("mqtt.format") && m.Format == "sparkplug_b" {
+			c.badKey("mqtt.format", "sparkplug_b is an agent setting; a gateway takes Sparkplug B with mqtt.sparkplug: {enabled: true}")
+		}
+		if c.set("mqtt.sparkplug.hold") {
+			c.badKey("mqtt.sparkplug.hold", "is an agent key (how long an edge node keeps what it sent in its spool); remove it")
+		}
 	}
 }
 

@@ -43,6 +43,7 @@ func (a *Agent) edgeNode(cfg *config.Agent, tlsCfg *tls.Config) *sparkplug.EdgeN
 		DataDir:      cfg.Agent.DataDir,
 		Devices:      a.sparkplugDevices,
 		MaxBatches:   cfg.MQTT.MaxInflight,
+		Hold:         cfg.MQTT.Sparkplug.Hold,
 		CmdFilter:    topics.CmdWildcard(site, id),
 		OnCommand:    a.onCommand,
 		OnConnect:    func() { a.publishHealth() },
