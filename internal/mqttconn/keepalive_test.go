@@ -46,6 +46,9 @@ func TestKeepAliveSplit(t *testing.T) {
 	if ka != 15*time.Second || pt != 7500*time.Millisecond {
 		t.Errorf("default 30s: paho keepalive %v, ping timeout %v; want 15s and 7.5s (docs/agent.md says so)", ka, pt)
 	}
+	if o, _ := (Conn{Broker: "tcp://127.0.0.1:1883", KeepAlive: 30 * time.Second}).Options(); o.KeepAlive != 15 || o.PingTimeout != 7500*time.Millisecond {
+		t.Errorf("Conn.Options gives paho keepalive %ds and ping timeout %v; want SetKeepAlive's 15s and 7.5s", o.KeepAlive, o.PingTimeout)
+	}
 }
 
 // holeProxy forwards TCP to a target until blackholed: from then on it reads
