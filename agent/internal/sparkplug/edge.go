@@ -440,7 +440,10 @@ func (e *EdgeNode) session(ctx context.Context, s *conn) error {
 	if e.o.OnConnect != nil {
 		go e.o.OnConnect()
 	}
-	var held []uint64 // sent while unconfirmed, still in the spool
+	// While unconfirmed, what is sent stays in the spool: every batch up to
+	// highest has been sent on this connection (a rebirth sends again from
+	// the head), so that is what the end of the hold removes.
+	held := 0
 	var holdEnd <-chan time.Time
 	if !confirmed {
 		e.log.Info("the primary host's STATE online was a retained one, perhaps from before a broker restart; keeping what is sent in the spool until the host is confirmed",
@@ -452,7 +455,7 @@ func (e *EdgeNode) session(ctx context.Context, s *conn) error {
 			return
 		}
 		if !confirmed {
-			held = append(held, seqs...)
+			held += len(seqs)
 			return
 		}
 		if err := e.sp.Ack(seqs...); err != nil {
@@ -498,7 +501,7 @@ func (e *EdgeNode) session(ctx context.Context, s *conn) error {
 			if historicalUpTo, err = e.birth(s.c); err != nil {
 				return err
 			}
-			highest, held = 0, held[:0] // resend from the head what is still there
+			highest, held = 0, 0 // resend from the head what is still there
 		case st := <-s.state:
 			if st.Timestamp < stateTS {
 				break // older than what we saw
@@ -517,19 +520,21 @@ func (e *EdgeNode) session(ctx context.Context, s *conn) error {
 			// what we sent since: be born again and resend what the spool
 			// still holds.
 			e.log.Info("the primary host announced itself online; publishing the births again and resending what was kept",
-				"host", e.o.PrimaryHost, "kept_batches", len(held), "was_confirmed", confirmed)
+				"host", e.o.PrimaryHost, "kept_batches", held, "was_confirmed", confirmed)
 			confirmed, holdEnd = true, nil
 			if historicalUpTo, err = e.birth(s.c); err != nil {
 				return err
 			}
-			highest, held = 0, held[:0]
+			highest, held = 0, 0
 		case <-holdEnd:
 			// No newer STATE within the hold: the host was connected all
 			// along (only our connection had broken).
-			e.log.Info("no newer STATE from the primary host within the hold; it was online all along", "host", e.o.PrimaryHost, "kept_batches", len(held))
-			confirmed, holdEnd = true, nil
-			ack(held)
-			held = nil
+			e.log.Info("no newer STATE from the primary host within the hold; it was online all along", "host", e.o.PrimaryHost, "kept_batches", held)
+			confirmed, holdEnd, held = true, nil, 0
+			if err := e.ackUpTo(highest); err != nil {
+				e.setErr(err)
+				e.log.Error("acknowledging in the spool; those batches will be sent again", "err", err)
+			}
 		case err := <-s.lost:
 			return fmt.Errorf("connection lost: %w", err)
 		case <-stopping:
@@ -538,6 +543,31 @@ func (e *EdgeNode) session(ctx context.Context, s *conn) error {
 		case <-deadline:
 			return errStop
 		}
+	}
+}
+
+// ackUpTo removes the spool's batches up to seq upTo.
+func (e *EdgeNode) ackUpTo(upTo uint64) error {
+	var after uint64
+	for {
+		entries, err := e.sp.Peek(after, 1024)
+		if err != nil {
+			return err
+		}
+		var seqs []uint64
+		for _, en := range entries {
+			if en.Seq > upTo {
+				break
+			}
+			seqs = append(seqs, en.Seq)
+		}
+		if len(seqs) == 0 {
+			return nil
+		}
+		if err := e.sp.Ack(seqs...); err != nil {
+			return err
+		}
+		after = seqs[len(seqs)-1]
 	}
 }
 

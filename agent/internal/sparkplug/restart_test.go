@@ -304,3 +304,43 @@ func TestEdgeOnlyReconnect(t *testing.T) {
 		t.Errorf("%d NBIRTHs after the node's reconnect, want 1", got)
 	}
 }
+
+// TestHostStateWhileBorn: while the node is born on a STATE published
+// live, the same STATE again (a host answering a stale offline) changes
+// nothing; a newer one (the host reconnected with a clean session, without
+// the node's births) makes the node publish its births again, on the same
+// connection (same bdSeq).
+func TestHostStateWhileBorn(t *testing.T) {
+	mq := testservers.Mosquitto(t)
+	rec := record(t, mq.URL)
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	devs := &devices{list: []Device{{ID: "d", Points: []Point{{Name: "p"}}}}}
+	state := func(online bool, ts int64) {
+		rec.c.Publish(spb.StateTopic("scada"), 1, true, spb.EncodeState(spb.State{Online: online, Timestamp: ts})).Wait()
+	}
+	n := startNode(t, mq.URL, sp, dir, "scada", devs)
+	waitFor(t, "connected", n.e.Connected)
+	state(true, 1000)
+	first := rec.wait(0, 1, spb.NBIRTH)[0]
+
+	from := rec.count()
+	state(true, 1000)
+	appendBatch(t, sp, wire.Sample{Device: "d", Point: "p", Value: wire.IntValue(1), TS: 1})
+	rec.wait(from, 1, spb.DDATA)
+	time.Sleep(300 * time.Millisecond)
+	if got := rec.wait(0, 0, spb.NBIRTH); len(got) != 1 {
+		t.Fatalf("the same STATE online again made the node born again: %s", rec.dump())
+	}
+	waitFor(t, "the spool drained (the host is confirmed)", func() bool { return sp.Stats().Batches == 0 })
+
+	state(true, 2000)
+	again := rec.wait(from, 1, spb.NBIRTH)[0]
+	if bdSeqOf(t, again.p) != bdSeqOf(t, first.p) {
+		t.Errorf("births again on the same connection with bdSeq %d, want %d", bdSeqOf(t, again.p), bdSeqOf(t, first.p))
+	}
+	if d := rec.wait(from, 1, spb.DBIRTH)[0]; d.topic.Device != "d" {
+		t.Errorf("DBIRTH of %q after the rebirth", d.topic.Device)
+	}
+	checkSeq(t, rec.wait(0, 0))
+}
