@@ -18,6 +18,9 @@ const (
 	DefaultFlushInterval   = time.Second
 	DefaultDeviceInterval  = time.Second
 	DefaultHeartbeat       = 60 * time.Second
+	// DefaultSparkplugHold is mqtt.sparkplug.hold's: longer than the Weft
+	// gateway's longest broker backoff (30 s) plus a connect.
+	DefaultSparkplugHold = 60 * time.Second
 )
 
 // Defaults of the gateway's file.
@@ -67,6 +70,9 @@ func (c *checker) agentDefaults(a *Agent) {
 	orDuration(&a.Agent.HealthInterval, DefaultHealthInterval)
 	orDuration(&a.Agent.RollbackAfter, DefaultRollbackAfter)
 	mqttDefaults(&a.MQTT, a.Agent.ID)
+	if a.MQTT.Format == "sparkplug_b" && a.MQTT.Sparkplug.HostID != "" {
+		orDuration(&a.MQTT.Sparkplug.Hold, DefaultSparkplugHold)
+	}
 	if a.Spool.MaxBytes == 0 {
 		a.Spool.MaxBytes = DefaultSpoolMaxBytes
 	}

@@ -56,6 +56,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/weftiot/weft/agent/internal/spool"
+	"github.com/weftiot/weft/config"
 	"github.com/weftiot/weft/internal/backoff"
 	"github.com/weftiot/weft/internal/mqttconn"
 	"github.com/weftiot/weft/wire"
@@ -154,9 +155,8 @@ type bornDevice struct {
 	dt map[string]dataType // point → datatype declared by the birth
 }
 
-// DefaultHold is Options.Hold's default: longer than the Weft gateway's
-// longest reconnect backoff (30 s) plus a connect.
-const DefaultHold = 60 * time.Second
+// DefaultHold is Options.Hold's default, mqtt.sparkplug.hold's.
+const DefaultHold = config.DefaultSparkplugHold
 
 // New makes an EdgeNode of sp.
 func New(sp Spool, o Options) *EdgeNode {
