@@ -200,6 +200,12 @@ func (h *Host) connect(ctx context.Context) (<-chan error, mqtt.Client, error) {
 	o, lost := mqttconn.Conn{
 		Broker: h.o.Broker, ClientID: h.o.ClientID,
 		Username: h.o.Username, Password: h.o.Password, TLS: h.o.TLS,
+		// Sparkplug 3.0 requires a clean session of every host
+		// (tck-id-message-flow-phid-sparkplug-clean-session-311). After a
+		// broker crash that restores our retained STATE online, what edge
+		// nodes publish before we are back reaches nobody; Weft agents keep
+		// it in their spool until they see our new STATE (docs/sparkplug.md,
+		// "Across a broker restart").
 		CleanSession: true, KeepAlive: h.o.KeepAlive, ConnectTimeout: 10 * time.Second,
 	}.Options()
 	o.SetOrderMatters(true).
