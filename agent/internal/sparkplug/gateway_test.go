@@ -78,7 +78,7 @@ influxdb: {url: %q, bucket: %q, flush_interval: 200ms}
 
 	sp := openSpool(t, dir)
 	devs := &devices{list: []Device{{ID: "d", Points: []Point{{Name: "count"}}}}}
-	startNode(t, mq.URL, sp, dir, "weft-gw", devs)
+	en := startNode(t, mq.URL, sp, dir, "weft-gw", devs)
 	col := startCollector(t, sp)
 
 	// stored returns how many times each value is in InfluxDB (a point is
@@ -135,12 +135,16 @@ influxdb: {url: %q, bucket: %q, flush_interval: 200ms}
 	if err := gw.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	births := en.e.Births()
 	before := col.count()
 	col.pause(false)
 	time.Sleep(time.Second)
 	mq.Start()
 	up := col.count()
 	time.Sleep(3 * time.Second)
+	if en.e.Births() == births {
+		t.Fatal("the node was not born on the restored STATE online before the gateway's return: the window this test is about did not happen")
+	}
 	if err := gw.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}

@@ -214,7 +214,7 @@ func TestBrokerRestartHostLate(t *testing.T) {
 			dir := t.TempDir()
 			sp := openSpool(t, dir)
 			devs := &devices{list: []Device{{ID: "d", Points: []Point{{Name: "count"}}}}}
-			startNode(t, mq.URL, sp, dir, "scada", devs)
+			en := startNode(t, mq.URL, sp, dir, "scada", devs)
 			col := startCollector(t, sp)
 			waitFor(t, "100 samples at the host", func() bool { n := col.count(); return n >= 100 && len(host.missing(n)) == 0 })
 
@@ -227,12 +227,19 @@ func TestBrokerRestartHostLate(t *testing.T) {
 				mq.Stop()
 			}
 			host.away()
+			births := en.e.Births()
 			before := col.count()
 			col.pause(false)
 			time.Sleep(time.Second)
 			mq.Start()
 			up := col.count()
 			time.Sleep(3 * time.Second)
+			// The window this test is about: killed, the node has read the
+			// restored STATE online and been born while the host is away;
+			// stopped, it has read STATE offline and waits.
+			if born := en.e.Births() > births; born != tc.kill {
+				t.Fatalf("born again before the host's return: %v, want %v (the broker's restored STATE is not what this test expects)", born, tc.kill)
+			}
 			host.online(mq.URL)
 			back := col.count()
 			time.Sleep(2 * time.Second)
