@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,7 +38,7 @@ func (m *memAppender) Append(ctx context.Context, samples int, encode func(uint6
 	if err != nil {
 		return 0, err
 	}
-	m.msgs = append(m.msgs, data)
+	m.msgs = append(m.msgs, bytes.Clone(data)) // Append copies (Appender)
 	m.counts = append(m.counts, samples)
 	m.at = append(m.at, time.Now())
 	m.appends <- struct{}{}

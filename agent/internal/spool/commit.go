@@ -73,10 +73,10 @@ func (s *Spool) take() group {
 	var g group
 	n, size := 0, 0
 	for n < len(s.queue) && s.queue[n].ready {
-		if n > 0 && size+len(s.queue[n].data) > s.opts.MaxGroupBytes {
+		if n > 0 && size+len(s.queue[n].rec) > s.opts.MaxGroupBytes {
 			break
 		}
-		size += len(s.queue[n].data)
+		size += len(s.queue[n].rec)
 		n++
 	}
 	g.appends = s.queue[:n:n]
@@ -284,7 +284,7 @@ func (s *Spool) tryCommit(g group, evict int64) (*delta, error) {
 					d.results[i] = r.err
 					continue
 				}
-				size := int64(len(r.data))
+				size := int64(r.size)
 				if limit := s.opts.MaxBytes; limit > 0 {
 					if size > limit {
 						d.results[i] = fmt.Errorf("spool append seq %d: %w: %d bytes, max_bytes %d", r.seq, ErrTooLarge, size, limit)
@@ -306,7 +306,7 @@ func (s *Spool) tryCommit(g group, evict int64) (*delta, error) {
 						}
 					}
 				}
-				if err := b.Put(key(r.seq), encodeRecord(now, r.samples, r.data)); err != nil {
+				if err := b.Put(key(r.seq), r.rec); err != nil {
 					return err
 				}
 				d.batches++
@@ -345,7 +345,7 @@ func (s *Spool) freeSpace(g group) error {
 	}
 	var need int64
 	for _, r := range g.appends {
-		need += int64(len(r.data))
+		need += int64(r.size)
 	}
 	need = max(need, backlog/10, 1)
 	d, err := s.tryCommit(group{}, need)

@@ -212,8 +212,9 @@ type Spool struct {
 type appendReq struct {
 	seq     uint64
 	samples int
-	data    []byte
-	err     error // encode failed: the sequence number is skipped
+	rec     []byte // the stored value: record header and the encoded batch
+	size    int    // the encoded batch's length, what MaxBytes bounds
+	err     error  // encode failed: the sequence number is skipped
 	ready   bool
 	done    chan error
 }
@@ -276,9 +277,10 @@ func Open(path string, opts Options) (*Spool, error) {
 
 // Append stores one batch durably (fsync'd) before it returns. encode is
 // called once with the batch's sequence number, which only ever grows,
-// across restarts too, and returns the encoded message; samples is the
-// batch's sample count, for drop accounting and Stats. Concurrent Appends
-// coalesce into one bbolt commit.
+// across restarts too, and returns the encoded message, which the spool
+// copies before encode's caller returns (the caller may reuse the buffer
+// then); samples is the batch's sample count, for drop accounting and
+// Stats. Concurrent Appends coalesce into one bbolt commit.
 //
 // With drop_newest and no room, Append returns ErrFull, counts the samples
 // as dropped and stores nothing. A sequence number handed to encode and then
@@ -337,7 +339,7 @@ func (s *Spool) AppendAsync(samples int, encode func(seq uint64) ([]byte, error)
 	finished := false
 	defer func() {
 		if !finished { // encode panicked: unblock the committer, re-panic
-			s.ready(r, nil, errors.New("encode panicked"))
+			s.ready(r, nil, 0, errors.New("encode panicked"))
 		}
 	}()
 	data, err := encode(r.seq)
@@ -345,16 +347,22 @@ func (s *Spool) AppendAsync(samples int, encode func(seq uint64) ([]byte, error)
 	if err == nil && len(data) == 0 {
 		err = errors.New("encode returned no data")
 	}
-	s.ready(r, data, err)
+	var rec []byte
+	if err == nil {
+		// The record is built here, outside the lock: the committer
+		// only stores it, and the caller's buffer is free again.
+		rec = encodeRecord(s.opts.Now(), samples, data)
+	}
+	s.ready(r, rec, len(data), err)
 	if err != nil {
 		return r.seq, nil, fmt.Errorf("spool append seq %d: encode: %w", r.seq, err)
 	}
 	return r.seq, r.done, nil
 }
 
-func (s *Spool) ready(r *appendReq, data []byte, err error) {
+func (s *Spool) ready(r *appendReq, rec []byte, size int, err error) {
 	s.mu.Lock()
-	r.data, r.err, r.ready = data, err, true
+	r.rec, r.size, r.err, r.ready = rec, size, err, true
 	s.mu.Unlock()
 	s.wake()
 }
