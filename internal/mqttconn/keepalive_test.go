@@ -145,10 +145,13 @@ func TestBlackholeNoticedWithinKeepAlive(t *testing.T) {
 			t.Logf("keepalive %v, run %d: link declared dead %v after the blackhole began", r.k, i+1, d.Round(time.Millisecond))
 			worst = max(worst, d)
 		}
-		// Paho's checks run on a ticker; under -race on a loaded box a
-		// tick can come late by some milliseconds.
-		if limit := Detection(r.k) + 250*time.Millisecond; worst > limit {
-			t.Errorf("keepalive %v: a blackhole went unnoticed for %v, want ≤ %v (+ scheduling slack)", r.k, worst, Detection(r.k))
+		// Paho's checks run on a ticker, and a loaded CI box under -race
+		// can run them late: the bound has a second of slack, which still
+		// fails the old behaviour (a ping timeout of a whole keepalive
+		// after a keepalive of silence, ~2 × k). The figures themselves
+		// are measured and recorded in docs/benchmarks.md, scenario 5.
+		if limit := Detection(r.k) + time.Second; worst > limit {
+			t.Errorf("keepalive %v: a blackhole went unnoticed for %v, want ≤ %v (+ 1 s scheduling slack)", r.k, worst, Detection(r.k))
 		}
 	}
 }
