@@ -501,9 +501,10 @@ func TestBlackhole(t *testing.T) {
 	expectClean(t, r)
 	// The agent runs paho's ping so that a silent link is declared dead
 	// within the keepalive (mqttconn.SetKeepAlive); the monitor samples
-	// every monitorPeriod.
-	if limit := cfg.KeepAlive + monitorPeriod + 100*time.Millisecond; detected > limit {
-		t.Errorf("the agent noticed the blackhole after %s, want within the keepalive %s (+ the monitor's resolution)", detected, cfg.KeepAlive)
+	// every monitorPeriod. A second of slack for a loaded CI box still
+	// fails the old ~2 × keepalive (4.4-5 s at 2 s).
+	if limit := cfg.KeepAlive + monitorPeriod + time.Second; detected > limit {
+		t.Errorf("the agent noticed the blackhole after %s, want within the keepalive %s (+ the monitor's resolution and 1 s of scheduling slack)", detected, cfg.KeepAlive)
 	}
 }
 

@@ -171,8 +171,11 @@ func TestForwarderNoticesAFrozenLink(t *testing.T) {
 	waitUntil(t, "the frozen link noticed", func() bool { return !fwd.Connected() })
 	noticed := time.Since(start)
 	t.Logf("frozen link noticed %v after the first publish (keepalive %v): %s", noticed.Round(10*time.Millisecond), k, fwd.Health().LastError)
-	// The appends and the test's polling take some milliseconds.
-	if limit := k + 500*time.Millisecond; noticed > limit {
+	// The appends and the test's polling take some milliseconds, and a
+	// loaded CI box under -race more: a second and a half of slack still
+	// fails a forwarder that waits for paho's ping (never, through a full
+	// send buffer).
+	if limit := k + 1500*time.Millisecond; noticed > limit {
 		t.Errorf("frozen link noticed after %v, want within the keepalive %v", noticed, k)
 	}
 	if err := fwd.Health().LastError; !strings.Contains(err, "no acknowledgement") && !strings.Contains(err, "timeout") {
