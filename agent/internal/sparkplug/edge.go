@@ -90,7 +90,7 @@ type Options struct {
 	Username string
 	Password string
 	TLS      *tls.Config
-	// KeepAlive (30s), ConnectTimeout (10s), BackoffMin/Max (1s, 30s) as in
+	// KeepAlive (30s), ConnectTimeout (10s), BackoffMin/Max (1s, 10s) as in
 	// the native forwarder.
 	KeepAlive, ConnectTimeout time.Duration
 	BackoffMin, BackoffMax    time.Duration
@@ -170,7 +170,7 @@ func New(sp Spool, o Options) *EdgeNode {
 		o.BackoffMin = time.Second
 	}
 	if o.BackoffMax < o.BackoffMin {
-		o.BackoffMax = max(30*time.Second, o.BackoffMin)
+		o.BackoffMax = max(10*time.Second, o.BackoffMin)
 	}
 	if o.FlushTimeout <= 0 {
 		o.FlushTimeout = 5 * time.Second
@@ -260,7 +260,9 @@ var (
 func (e *EdgeNode) Run(ctx context.Context) error {
 	attempt := 0
 	for ctx.Err() == nil {
-		if attempt > 0 && !backoff.Sleep(ctx, backoff.Delay(attempt, e.o.BackoffMin, e.o.BackoffMax)) {
+		// A broker back before the backoff is over ends the wait
+		// (mqttconn.WaitForBroker's probe), as for the native forwarder.
+		if attempt > 0 && !mqttconn.WaitForBroker(ctx, e.o.Broker, backoff.Delay(attempt, e.o.BackoffMin, e.o.BackoffMax)) {
 			break
 		}
 		s, err := e.connect(ctx)

@@ -65,7 +65,8 @@ type Options struct {
 	// RebirthInterval is the least time between two rebirth requests to
 	// the same node (default 5s), so a burst of bad messages asks once.
 	RebirthInterval time.Duration
-	// Backoff bounds the wait between connection attempts (1s..30s).
+	// Backoff bounds the wait between connection attempts (1s..5s, as the
+	// native ingest); a broker back sooner ends the wait (WaitForBroker).
 	BackoffMin, BackoffMax time.Duration
 }
 
@@ -109,7 +110,7 @@ func New(o Options) *Host {
 		o.BackoffMin = time.Second
 	}
 	if o.BackoffMax < o.BackoffMin {
-		o.BackoffMax = max(30*time.Second, o.BackoffMin)
+		o.BackoffMax = max(5*time.Second, o.BackoffMin)
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -157,7 +158,9 @@ func (h *Host) Run(ctx context.Context) error {
 
 	attempt := 0
 	for ctx.Err() == nil {
-		if attempt > 0 && !backoff.Sleep(ctx, backoff.Delay(attempt, h.o.BackoffMin, h.o.BackoffMax)) {
+		// A broker back before the backoff is over ends the wait
+		// (mqttconn.WaitForBroker's probe), as for the native forwarder.
+		if attempt > 0 && !mqttconn.WaitForBroker(ctx, h.o.Broker, backoff.Delay(attempt, h.o.BackoffMin, h.o.BackoffMax)) {
 			break
 		}
 		lost, c, err := h.connect(ctx)
