@@ -26,25 +26,55 @@ import (
 //	GOBIN=~/.cache/weft/telegraf-1.37.2 go install -tags "custom,inputs.modbus,outputs.mqtt" github.com/influxdata/telegraf/cmd/telegraf@v1.37.2
 //
 // ($WEFT_TELEGRAF names another one).
+//
+// It runs in one of two topologies (WEFT_E2E_TOPOLOGY for the test; one
+// Benchmark each):
+//
+//   - shared (the default): every device is a unit id behind ONE TCP
+//     address, as behind a TCP-to-RS-485 gateway. Weft keeps one
+//     connection and one queue per target and so sends a scan's requests
+//     one after another; Telegraf opens a connection per [[inputs.modbus]].
+//   - per-device: every device has a TCP address of its own (a tap per
+//     device in front of the same weft-sim), as in a plant where every PLC
+//     has its own IP; both collectors then hold one connection per device.
+
+// Topologies of the Telegraf comparison.
+const (
+	TopologyShared    = "shared"
+	TopologyPerDevice = "per-device"
+)
 
 func TestTelegrafComparison(t *testing.T) {
 	skipShort(t)
 	if !soak() && os.Getenv("WEFT_E2E_TELEGRAF") != "1" {
 		t.Skip("the Telegraf comparison runs under make soak (WEFT_SOAK=1), make bench, or WEFT_E2E_TELEGRAF=1")
 	}
-	compareTelegraf(t, envDuration(t, "WEFT_E2E_DURATION", 60*time.Second))
+	topology := os.Getenv("WEFT_E2E_TOPOLOGY")
+	switch topology {
+	case "":
+		topology = TopologyShared
+	case TopologyShared, TopologyPerDevice:
+	default:
+		t.Fatalf("WEFT_E2E_TOPOLOGY=%q: want %s or %s", topology, TopologyShared, TopologyPerDevice)
+	}
+	compareTelegraf(t, topology, envDuration(t, "WEFT_E2E_DURATION", 60*time.Second))
 }
 
-func BenchmarkTelegrafComparison(b *testing.B) {
+func BenchmarkTelegrafComparison(b *testing.B) { benchTelegraf(b, TopologyShared) }
+
+func BenchmarkTelegrafComparisonPerDevice(b *testing.B) { benchTelegraf(b, TopologyPerDevice) }
+
+func benchTelegraf(b *testing.B, topology string) {
 	// One measured run whatever b.N is: each run starts processes and
 	// lasts a fixed time; the figures are reported as custom metrics.
 	if b.N > 1 {
 		b.Skip("one run is the measurement")
 	}
-	rows := compareTelegraf(b, 30*time.Second)
+	rows := compareTelegraf(b, topology, 30*time.Second)
 	for _, r := range rows {
 		key := strings.NewReplacer(" ", "_", "=", "").Replace(r.Name)
 		b.ReportMetric(r.RequestsPerScan, key+"-requests/scan")
+		b.ReportMetric(float64(r.Connections), key+"-connections")
 		b.ReportMetric(r.CPUPerMillion, key+"-CPU-s/Msample")
 		b.ReportMetric(float64(r.PeakRSS)/(1<<20), key+"-peak-RSS-MiB")
 	}
@@ -83,13 +113,14 @@ type CompareRow struct {
 	Scans           int
 	Requests        int
 	RequestsPerScan float64
+	Connections     int   // Modbus connections the collector opened to the taps
 	Delivered       int64 // samples (fields) that reached the broker
 	CPU             time.Duration
 	CPUPerMillion   float64 // CPU seconds per million delivered samples
 	PeakRSS, EndRSS int64
 }
 
-func compareTelegraf(tb testing.TB, length time.Duration) []CompareRow {
+func compareTelegraf(tb testing.TB, topology string, length time.Duration) []CompareRow {
 	tb.Helper()
 	tg := telegrafBinary()
 	if tg == "" {
@@ -127,16 +158,30 @@ func compareTelegraf(tb testing.TB, length time.Duration) []CompareRow {
 	}
 
 	var rows []CompareRow
-	// run measures one collector: prepare writes its config for the tap's
-	// address and returns the process and how to read what it delivered.
-	run := func(name string, prepare func(tap string) (*Process, func() int64)) {
+	// run measures one collector: prepare writes its config for the
+	// devices' addresses (targets[u-1] is unit u's: one tap for all in the
+	// shared topology, a tap each per device) and returns the process and
+	// how to read what it delivered.
+	run := func(name string, prepare func(targets []string) (*Process, func() int64)) {
 		served := NewServed()
-		tap, err := NewProxy(simAddr, served.Tap())
-		if err != nil {
-			tb.Fatal(err)
+		taps := 1
+		if topology == TopologyPerDevice {
+			taps = devices
 		}
-		defer tap.Close()
-		p, delivered := prepare(tap.Addr())
+		var proxies []*Proxy
+		for range taps {
+			tap, err := NewProxy(simAddr, served.Tap())
+			if err != nil {
+				tb.Fatal(err)
+			}
+			defer tap.Close()
+			proxies = append(proxies, tap)
+		}
+		targets := make([]string, devices)
+		for i := range targets {
+			targets[i] = proxies[i%len(proxies)].Addr()
+		}
+		p, delivered := prepare(targets)
 		if err := p.Start(); err != nil {
 			tb.Fatal(err)
 		}
@@ -155,6 +200,9 @@ func compareTelegraf(tb testing.TB, length time.Duration) []CompareRow {
 		}
 		r := CompareRow{Name: name, CPU: p.CPU() - cpu0, Delivered: delivered() - n0,
 			Scans: sumMap(served.Count()) - scans0, Requests: sumMap(served.Requests()) - req0, PeakRSS: peak, EndRSS: p.RSS()}
+		for _, tap := range proxies {
+			r.Connections += tap.Accepted(Pass)
+		}
 		if r.Scans > 0 {
 			r.RequestsPerScan = float64(r.Requests) / float64(r.Scans)
 		}
@@ -171,13 +219,13 @@ func compareTelegraf(tb testing.TB, length time.Duration) []CompareRow {
 		if gap >= 0 {
 			name = fmt.Sprintf("weft max_gap=%d", gap)
 		}
-		run(name, func(tap string) (*Process, func() int64) {
+		run(name, func(targets []string) (*Process, func() int64) {
 			d := filepath.Join(dir, strings.NewReplacer(" ", "-", "=", "").Replace(name))
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				tb.Fatal(err)
 			}
 			cfgPath := filepath.Join(d, "agent.yaml")
-			if err := os.WriteFile(cfgPath, []byte(weftCompareYAML(d, broker.URL, tap, devices, interval, addrs, gap)), 0o600); err != nil {
+			if err := os.WriteFile(cfgPath, []byte(weftCompareYAML(d, broker.URL, targets, interval, addrs, gap)), 0o600); err != nil {
 				tb.Fatal(err)
 			}
 			p := &Process{Name: "weft-agent", Bin: filepath.Join(bin, "weft-agent"), LogPath: filepath.Join(d, "agent.log"), Args: []string{"run", "--config", cfgPath}}
@@ -196,13 +244,13 @@ func compareTelegraf(tb testing.TB, length time.Duration) []CompareRow {
 		})
 	}
 	for _, opt := range []string{"none", "max_insert"} {
-		run("telegraf "+opt, func(tap string) (*Process, func() int64) {
+		run("telegraf "+opt, func(targets []string) (*Process, func() int64) {
 			d := filepath.Join(dir, "telegraf-"+opt)
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				tb.Fatal(err)
 			}
 			cfgPath := filepath.Join(d, "telegraf.conf")
-			if err := os.WriteFile(cfgPath, []byte(telegrafConf(broker.Addr, tap, devices, interval, addrs, opt)), 0o600); err != nil {
+			if err := os.WriteFile(cfgPath, []byte(telegrafConf(broker.Addr, targets, interval, addrs, opt)), 0o600); err != nil {
 				tb.Fatal(err)
 			}
 			return &Process{Name: "telegraf", Bin: tg, LogPath: filepath.Join(d, "telegraf.log"), Args: []string{"--config", cfgPath}}, tgFields.Load
@@ -210,10 +258,10 @@ func compareTelegraf(tb testing.TB, length time.Duration) []CompareRow {
 	}
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%d devices × %d points (350-register map with holes), polled every %s, %s measured each, one collector at a time\n", devices, len(addrs)+1, interval, length)
-	fmt.Fprintf(&b, "%-20s %10s %14s %12s %10s %16s %10s %9s\n", "collector", "scans", "requests/scan", "delivered", "CPU s", "CPU s/M samples", "peak RSS", "end RSS")
+	fmt.Fprintf(&b, "\n%d devices × %d points (350-register map with holes), topology %s, polled every %s, %s measured each, one collector at a time\n", devices, len(addrs)+1, topology, interval, length)
+	fmt.Fprintf(&b, "%-20s %6s %10s %14s %12s %10s %16s %10s %9s\n", "collector", "conns", "scans", "requests/scan", "delivered", "CPU s", "CPU s/M samples", "peak RSS", "end RSS")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%-20s %10d %14.2f %12d %10.2f %16.2f %9.1fM %8.1fM\n", r.Name, r.Scans, r.RequestsPerScan, r.Delivered, r.CPU.Seconds(), r.CPUPerMillion, mib(r.PeakRSS), mib(r.EndRSS))
+		fmt.Fprintf(&b, "%-20s %6d %10d %14.2f %12d %10.2f %16.2f %9.1fM %8.1fM\n", r.Name, r.Connections, r.Scans, r.RequestsPerScan, r.Delivered, r.CPU.Seconds(), r.CPUPerMillion, mib(r.PeakRSS), mib(r.EndRSS))
 	}
 	tb.Log(b.String())
 	return rows
@@ -243,7 +291,8 @@ func countLineProtocolFields(p []byte) int {
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
-func weftCompareYAML(dir, broker, tap string, devices int, interval time.Duration, addrs []int, maxGap int) string {
+// weftCompareYAML configures one device per target: unit u at targets[u-1].
+func weftCompareYAML(dir, broker string, targets []string, interval time.Duration, addrs []int, maxGap int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "agent: {id: cmp-agent, site: e2e, data_dir: %q}\nmqtt: {broker: %q}\nbatch: {max_samples: 1000, flush_interval: 250ms}\nmetrics: {listen: \"127.0.0.1:0\"}\n", filepath.Join(dir, "data"), broker)
 	fmt.Fprintf(&b, "profiles:\n  cmp:\n    protocol: modbus\n    points:\n      - {name: ticks, table: holding, address: 0, type: uint64}\n")
@@ -255,13 +304,16 @@ func weftCompareYAML(dir, broker, tap string, devices int, interval time.Duratio
 		gap = fmt.Sprintf(", max_gap: %d", maxGap)
 	}
 	fmt.Fprintf(&b, "devices:\n")
-	for u := 1; u <= devices; u++ {
-		fmt.Fprintf(&b, "  - {id: %s, profile: cmp, interval: %s, modbus: {target: \"tcp://%s\", unit: %d, timeout: 1s%s}}\n", deviceName(byte(u)), interval, tap, u, gap)
+	for i, target := range targets {
+		u := i + 1
+		fmt.Fprintf(&b, "  - {id: %s, profile: cmp, interval: %s, modbus: {target: \"tcp://%s\", unit: %d, timeout: 1s%s}}\n", deviceName(byte(u)), interval, target, u, gap)
 	}
 	return b.String()
 }
 
-func telegrafConf(broker, tap string, devices int, interval time.Duration, addrs []int, optimization string) string {
+// telegrafConf configures one [[inputs.modbus]] per target: unit u at
+// targets[u-1].
+func telegrafConf(broker string, targets []string, interval time.Duration, addrs []int, optimization string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `[agent]
   interval = %q
@@ -287,7 +339,8 @@ func telegrafConf(broker, tap string, devices int, interval time.Duration, addrs
 	if optimization == "max_insert" {
 		fill = "\n    optimization_max_register_fill = 50"
 	}
-	for u := 1; u <= devices; u++ {
+	for i, target := range targets {
+		u := i + 1
 		fmt.Fprintf(&b, `
 [[inputs.modbus]]
   name = %q
@@ -301,7 +354,7 @@ func telegrafConf(broker, tap string, devices int, interval time.Duration, addrs
     optimization = %q%s
     fields = [
       { address=0, name="ticks", type="UINT64" },
-`, deviceName(byte(u)), tap, u, optimization, fill)
+`, deviceName(byte(u)), target, u, optimization, fill)
 		for _, a := range addrs {
 			fmt.Fprintf(&b, "      { address=%d, name=\"r%03d\", type=\"UINT16\" },\n", a, a)
 		}
