@@ -425,10 +425,10 @@ func (s *Spool) apply(d *delta) {
 	st.Appended += d.appended
 	st.Acked += d.acked
 	for _, e := range d.evictions {
-		s.evictedLocked(e)
+		s.fl.evict(e, &s.st)
 	}
 	for _, seq := range d.ackMissing {
-		s.ackedLocked(seq)
+		s.fl.ackGone(seq, &s.st)
 	}
 	st.DroppedNewest += d.droppedNewest
 	st.DroppedCorrupt += d.droppedCorrupt

@@ -25,54 +25,63 @@ type evictedRec struct {
 	expired bool // by MaxAge
 }
 
-// evictedLocked accounts for a batch evicted from the head; s.mu is held.
-func (s *Spool) evictedLocked(e evictedRec) {
-	s.evicted = max(s.evicted, e.seq)
-	if e.seq != 0 && e.seq <= s.handed {
-		if s.limbo == nil {
-			s.limbo = map[uint64]evictedRec{}
+// inflight is that accounting, shared by Spool and Memory; the queue's
+// lock guards it.
+type inflight struct {
+	handed  uint64                // highest sequence number handed out in this pass
+	evicted uint64                // highest sequence number evicted from the head
+	limbo   map[uint64]evictedRec // evicted while handed out, fate unknown yet
+}
+
+// evict accounts for a batch evicted from the head.
+func (f *inflight) evict(e evictedRec, st *Stats) {
+	f.evicted = max(f.evicted, e.seq)
+	if e.seq != 0 && e.seq <= f.handed {
+		if f.limbo == nil {
+			f.limbo = map[uint64]evictedRec{}
 		}
-		s.limbo[e.seq] = e
+		f.limbo[e.seq] = e
 		return
 	}
-	s.st.countDropped(e)
+	st.countDropped(e)
 }
 
-// ackedLocked handles an Ack of a batch no longer in the file; s.mu is held.
-func (s *Spool) ackedLocked(seq uint64) {
-	if _, ok := s.limbo[seq]; ok {
-		delete(s.limbo, seq)
-		s.st.Acked++
+// ackGone handles an Ack of a batch no longer stored.
+func (f *inflight) ackGone(seq uint64, st *Stats) {
+	if _, ok := f.limbo[seq]; ok {
+		delete(f.limbo, seq)
+		st.Acked++
 	}
 }
 
-// handOutLocked records what Peek(after) hands out and returns it; s.mu is
-// held. Entries a concurrent eviction removed after Peek's read began are
-// left out (eviction takes the head, so every number up to s.evicted is
-// gone), so no batch is handed out after it was counted as dropped.
-func (s *Spool) handOutLocked(after uint64, out []Entry) []Entry {
+// handOut records what Peek(after) hands out and returns it. Entries a
+// concurrent eviction removed after Peek's read began are left out
+// (eviction takes the head, so every number up to f.evicted is gone), so
+// no batch is handed out after it was counted as dropped.
+func (f *inflight) handOut(after uint64, out []Entry, st *Stats) []Entry {
 	i := 0
-	for i < len(out) && out[i].Seq <= s.evicted {
+	for i < len(out) && out[i].Seq <= f.evicted {
 		i++
 	}
 	out = out[i:]
-	if after < s.handed {
-		s.settleLimboLocked(after)
-		s.handed = after
+	if after < f.handed {
+		f.settle(after, st)
+		f.handed = after
 	}
-	if n := len(out); n > 0 && out[n-1].Seq > s.handed {
-		s.handed = out[n-1].Seq
+	if n := len(out); n > 0 && out[n-1].Seq > f.handed {
+		f.handed = out[n-1].Seq
 	}
 	return out
 }
 
-// settleLimboLocked counts as dropped the batches in limbo above after: a
-// new pass starts there, so their Acks are not coming. s.mu is held.
-func (s *Spool) settleLimboLocked(after uint64) {
-	for seq, e := range s.limbo {
+// settle counts as dropped the batches in limbo above after: a new pass
+// starts there (or the queue closes, after 0), so their Acks are not
+// coming.
+func (f *inflight) settle(after uint64, st *Stats) {
+	for seq, e := range f.limbo {
 		if seq > after {
-			s.st.countDropped(e)
-			delete(s.limbo, seq)
+			st.countDropped(e)
+			delete(f.limbo, seq)
 		}
 	}
 }

@@ -38,9 +38,7 @@ type Memory struct {
 	entries []Entry // in sequence order
 	st      Stats
 	notify  chan struct{}
-	// handed and limbo: in-flight accounting as in Spool (inflight.go).
-	handed uint64
-	limbo  map[uint64]evictedRec
+	fl      inflight // in-flight accounting as in Spool (inflight.go)
 }
 
 // NewMemory returns an empty in-memory queue bounded by opts (the file
@@ -144,24 +142,7 @@ func (m *Memory) expireLocked() {
 func (m *Memory) evictHeadLocked(expired bool) {
 	e := evictedRec{seq: m.entries[0].Seq, samples: m.entries[0].Samples, expired: expired}
 	m.removeLocked(0)
-	if e.seq <= m.handed {
-		if m.limbo == nil {
-			m.limbo = map[uint64]evictedRec{}
-		}
-		m.limbo[e.seq] = e
-		return
-	}
-	m.st.countDropped(e)
-}
-
-// settleLimboLocked: see Spool.settleLimboLocked.
-func (m *Memory) settleLimboLocked(after uint64) {
-	for seq, e := range m.limbo {
-		if seq > after {
-			m.st.countDropped(e)
-			delete(m.limbo, seq)
-		}
-	}
+	m.fl.evict(e, &m.st)
 }
 
 // Peek returns copies of up to max entries with Seq > after, in order.
@@ -179,14 +160,7 @@ func (m *Memory) Peek(after uint64, max int) ([]Entry, error) {
 		e.Data = slices.Clone(e.Data)
 		out = append(out, e)
 	}
-	if after < m.handed {
-		m.settleLimboLocked(after)
-		m.handed = after
-	}
-	if n := len(out); n > 0 && out[n-1].Seq > m.handed {
-		m.handed = out[n-1].Seq
-	}
-	return out, nil
+	return m.fl.handOut(after, out, &m.st), nil
 }
 
 // Ack deletes the entries; missing sequence numbers are ignored.
@@ -201,9 +175,8 @@ func (m *Memory) Ack(seqs ...uint64) error {
 		if ok {
 			m.removeLocked(i)
 			m.st.Acked++
-		} else if _, ok := m.limbo[seq]; ok {
-			delete(m.limbo, seq)
-			m.st.Acked++
+		} else {
+			m.fl.ackGone(seq, &m.st)
 		}
 	}
 	if len(seqs) > 0 {
@@ -237,7 +210,7 @@ func (m *Memory) Close() error {
 	}
 	m.closed = true
 	m.entries = nil
-	m.settleLimboLocked(0)
+	m.fl.settle(0, &m.st)
 	return nil
 }
 

@@ -199,10 +199,7 @@ type Spool struct {
 	stop    chan struct{}
 	done    chan struct{} // closed when the committer has exited
 
-	// In-flight accounting, guarded by mu (inflight.go).
-	handed  uint64                // highest sequence number handed out in this pass
-	evicted uint64                // highest sequence number evicted from the head
-	limbo   map[uint64]evictedRec // evicted while handed out, fate unknown yet
+	fl inflight // in-flight accounting, guarded by mu (inflight.go)
 
 	// Committer-only state.
 	lastCompactTry time.Time
@@ -429,7 +426,7 @@ func (s *Spool) Peek(after uint64, max int) ([]Entry, error) {
 		}
 	}
 	s.mu.Lock()
-	out = s.handOutLocked(after, out)
+	out = s.fl.handOut(after, out, &s.st)
 	s.mu.Unlock()
 	return out, nil
 }
@@ -509,7 +506,7 @@ func (s *Spool) Close() error {
 	close(s.stop)
 	<-s.done
 	s.mu.Lock()
-	s.settleLimboLocked(0)
+	s.fl.settle(0, &s.st)
 	s.mu.Unlock()
 	var err error
 	s.dbMu.Lock()
