@@ -15,47 +15,14 @@ import (
 
 // echoServer echoes every byte back, on 127.0.0.1.
 func echoServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return Listen(t, func(c net.Conn) { io.Copy(c, c) })
 }
 
 func newProxy(t *testing.T, target string, observe func() Observer) *Proxy {
 	t.Helper()
+	if observe == nil {
+		return Start(t, target)
+	}
 	p, err := New(target, observe)
 	if err != nil {
 		t.Fatal(err)

@@ -2,13 +2,11 @@ package mqttconn
 
 import (
 	"context"
-	"io"
-	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/weftiot/weft/internal/faultproxy"
 	"github.com/weftiot/weft/internal/testservers"
 )
 
@@ -51,81 +49,6 @@ func TestKeepAliveSplit(t *testing.T) {
 	}
 }
 
-// holeProxy forwards TCP to a target until blackholed: from then on it reads
-// and discards both ways and closes nothing, as a link that silently stops
-// carrying packets (no RST, no FIN). A test double for a network fault that
-// a real broker cannot be made to show.
-type holeProxy struct {
-	ln     net.Listener
-	target string
-	hole   atomic.Bool
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func newHoleProxy(t *testing.T, target string) *holeProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &holeProxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *holeProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(c, s)
-		go p.pipe(s, c)
-	}
-}
-
-func (p *holeProxy) pipe(src, dst net.Conn) {
-	defer p.wg.Done()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !p.hole.Load() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			if err != io.EOF && !p.hole.Load() {
-				dst.Close()
-			}
-			return
-		}
-	}
-}
-
-func (p *holeProxy) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
 // A link that goes silent (no RST) under traffic is noticed within the
 // keepalive, measured against a real Mosquitto over several runs.
 func TestBlackholeNoticedWithinKeepAlive(t *testing.T) {
@@ -161,8 +84,9 @@ func TestBlackholeNoticedWithinKeepAlive(t *testing.T) {
 // the proxy into a blackhole and returns how long the loss took to report.
 func blackholeDetection(t *testing.T, broker string, k time.Duration, i int) time.Duration {
 	t.Helper()
-	p := newHoleProxy(t, broker[len("tcp://"):])
-	o, lost := Conn{Broker: "tcp://" + p.ln.Addr().String(), ClientID: "hole", CleanSession: true,
+	// The blackhole: a fault no real broker can be made to show.
+	p := faultproxy.Start(t, broker[len("tcp://"):])
+	o, lost := Conn{Broker: "tcp://" + p.Addr(), ClientID: "hole", CleanSession: true,
 		KeepAlive: k, ConnectTimeout: 5 * time.Second}.Options()
 	c, err := Connect(context.Background(), o)
 	if err != nil {
@@ -191,7 +115,7 @@ func blackholeDetection(t *testing.T, broker string, k time.Duration, i int) tim
 		t.Fatalf("run %d: publish before the blackhole: %v", i, err)
 	}
 	t0 := time.Now()
-	p.hole.Store(true)
+	p.Blackhole()
 	select {
 	case <-lost:
 		return time.Since(t0)

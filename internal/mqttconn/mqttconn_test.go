@@ -3,11 +3,13 @@ package mqttconn
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/weftiot/weft/internal/faultproxy"
 	"github.com/weftiot/weft/internal/testservers"
 )
 
@@ -59,21 +61,8 @@ func TestConnectErrorNamesBrokerAndClient(t *testing.T) {
 func TestConnectCancelled(t *testing.T) {
 	// A listener that accepts and never answers CONNECT: no real broker
 	// can be made to hang like this on purpose.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	o, _ := Conn{Broker: "tcp://" + ln.Addr().String(), ClientID: "hang",
+	addr := faultproxy.Listen(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	o, _ := Conn{Broker: "tcp://" + addr, ClientID: "hang",
 		KeepAlive: 5 * time.Second, ConnectTimeout: time.Minute}.Options()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

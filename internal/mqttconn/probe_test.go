@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftiot/weft/internal/faultproxy"
 	"github.com/weftiot/weft/internal/testservers"
 )
 
@@ -61,8 +62,8 @@ func TestWaitForBrokerCancelled(t *testing.T) {
 // with no broker behind it, a fault no running broker shows — is down; one
 // that accepts and waits is up.
 func TestProbe(t *testing.T) {
-	closing := listen(t, func(c net.Conn) { c.Close() })
-	holding := listen(t, func(c net.Conn) { time.Sleep(time.Second); c.Close() })
+	closing := faultproxy.Listen(t, func(c net.Conn) { c.Close() })
+	holding := faultproxy.Listen(t, func(c net.Conn) { time.Sleep(time.Second); c.Close() })
 	if probe(context.Background(), closing) {
 		t.Error("a listener that closes every connection counted as a broker")
 	}
@@ -72,24 +73,6 @@ func TestProbe(t *testing.T) {
 	if probe(context.Background(), "127.0.0.1:1") {
 		t.Error("a refused connection counted as up")
 	}
-}
-
-func listen(t *testing.T, serve func(net.Conn)) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go serve(c)
-		}
-	}()
-	return ln.Addr().String()
 }
 
 func TestBrokerAddr(t *testing.T) {
