@@ -3,135 +3,14 @@ package forward
 import (
 	"context"
 	"crypto/rand"
-	"net"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/weftiot/weft/internal/faultproxy"
 	"github.com/weftiot/weft/internal/testservers"
 	"github.com/weftiot/weft/wire"
 )
-
-// freezer is a TCP relay to the broker that the test can freeze: its
-// connections then stop reading in both directions and close nothing, as a
-// link whose packets all vanish. The sender's TCP buffers fill and its
-// writes block — paho's PINGREQ too — which is what a real blackhole does
-// to a client with data to send, and what no running broker can be made to
-// do. (Not a fake peer: the broker is a real Mosquitto; this is the
-// network.)
-type freezer struct {
-	ln     net.Listener
-	to     string
-	mu     sync.Mutex
-	frozen bool
-	thaw   chan struct{} // closed when unfrozen
-	conns  []net.Conn
-}
-
-func newFreezer(t *testing.T, brokerURL string) *freezer {
-	t.Helper()
-	u, err := url.Parse(brokerURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &freezer{ln: ln, to: u.Host, thaw: make(chan struct{})}
-	close(f.thaw)
-	go f.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for _, c := range f.conns {
-			c.Close()
-		}
-	})
-	return f
-}
-
-func (f *freezer) url() string { return "tcp://" + f.ln.Addr().String() }
-
-// freeze stops every connection open now for good; connections made after
-// thaw pass again.
-func (f *freezer) freeze() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.frozen = true
-	f.thaw = make(chan struct{})
-}
-
-func (f *freezer) unfreeze() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.frozen = false
-	close(f.thaw)
-}
-
-func (f *freezer) serve() {
-	for {
-		in, err := f.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", f.to)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		f.mu.Lock()
-		f.conns = append(f.conns, in, out)
-		f.mu.Unlock()
-		dead := make(chan struct{})
-		var once sync.Once
-		go f.pipe(in, out, dead, &once)
-		go f.pipe(out, in, dead, &once)
-	}
-}
-
-// pipe copies src to dst; once frozen it stops reading and waits until the
-// test ends (the connection stays dead after a thaw).
-func (f *freezer) pipe(src, dst net.Conn, dead chan struct{}, once *sync.Once) {
-	buf := make([]byte, 32<<10)
-	for {
-		f.mu.Lock()
-		frozen := f.frozen
-		f.mu.Unlock()
-		if frozen {
-			once.Do(func() { close(dead) })
-		}
-		select {
-		case <-dead:
-			return // stop reading; the test's cleanup closes the sockets
-		default:
-		}
-		src.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		n, err := src.Read(buf)
-		if n > 0 {
-			f.mu.Lock()
-			frozen = f.frozen
-			f.mu.Unlock()
-			if frozen {
-				once.Do(func() { close(dead) })
-				return
-			}
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue
-			}
-			dst.Close()
-			return
-		}
-	}
-}
 
 // A link that freezes under a backlog larger than the TCP buffers blocks
 // paho's writes, its PINGREQ included, so paho's ping never notices; the
@@ -140,12 +19,17 @@ func (f *freezer) pipe(src, dst net.Conn, dead chan struct{}, once *sync.Once) {
 // link passes again it reconnects and delivers everything.
 func TestForwarderNoticesAFrozenLink(t *testing.T) {
 	broker := testservers.Mosquitto(t)
-	link := newFreezer(t, broker.URL)
+	// The frozen link: its connections stop reading both ways and close
+	// nothing, as a link whose packets all vanish. The sender's TCP
+	// buffers fill and its writes block, paho's PINGREQ too, which is what
+	// a real blackhole does to a client with data to send and what no
+	// running broker can be made to do.
+	link := faultproxy.Start(t, strings.TrimPrefix(broker.URL, "tcp://"))
 	topics := wire.Topics{Prefix: "weft/v1"}
 	sp := openSpool(t)
 	const k = 2 * time.Second
 	fwd := New(sp, Options{
-		Broker: link.url(), ClientID: "a1", MaxInflight: 8, KeepAlive: k,
+		Broker: "tcp://" + link.Addr(), ClientID: "a1", MaxInflight: 8, KeepAlive: k,
 		BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond, ConnectTimeout: 2 * time.Second,
 		DataTopic: topics.Data("s1", "a1"), StatusTopic: topics.Status("s1", "a1"), Online: online,
 	})
@@ -155,7 +39,7 @@ func TestForwarderNoticesAFrozenLink(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	waitUntil(t, "connected", fwd.Connected)
 
-	link.freeze()
+	link.Freeze()
 	// 8 batches of 4 MiB: more than loopback's socket buffers hold.
 	var start time.Time // no later than the first publish
 	for i := range 8 {
@@ -181,7 +65,7 @@ func TestForwarderNoticesAFrozenLink(t *testing.T) {
 	if err := fwd.Health().LastError; !strings.Contains(err, "no acknowledgement") && !strings.Contains(err, "timeout") {
 		t.Errorf("last error %q: want the forwarder's 'no acknowledgement' or a write timeout (paho's ping cannot get through a full buffer)", err)
 	}
-	link.unfreeze()
+	link.Pass()
 	waitUntil(t, "the backlog delivered after the link passes again", func() bool { return sp.Stats().Batches == 0 })
 }
 

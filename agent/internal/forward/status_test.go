@@ -4,73 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/weftiot/weft/internal/faultproxy"
 	"github.com/weftiot/weft/internal/testservers"
 	"github.com/weftiot/weft/wire"
 )
-
-// cutter is a TCP relay between the forwarder and the broker whose
-// connections the test can cut without an MQTT DISCONNECT, as a dying 4G
-// link does, so that the broker publishes the will. (Not a fake peer: the
-// broker is a real Mosquitto; this is the network.)
-type cutter struct {
-	ln    net.Listener
-	to    string
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newCutter(t *testing.T, brokerURL string) *cutter {
-	t.Helper()
-	u, err := url.Parse(brokerURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cutter{ln: ln, to: u.Host}
-	go c.serve()
-	t.Cleanup(func() { ln.Close(); c.cut() })
-	return c
-}
-
-func (c *cutter) url() string { return "tcp://" + c.ln.Addr().String() }
-
-func (c *cutter) serve() {
-	for {
-		in, err := c.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", c.to)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		c.mu.Lock()
-		c.conns = append(c.conns, in, out)
-		c.mu.Unlock()
-		go func() { io.Copy(out, in); out.Close() }()
-		go func() { io.Copy(in, out); in.Close() }()
-	}
-}
-
-func (c *cutter) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, conn := range c.conns {
-		conn.Close()
-	}
-	c.conns = nil
-}
 
 // TestStatusPointsOnlineOnly: the online status carries the point
 // descriptions of a 10,000-tag box through a real Mosquitto (retained, about
@@ -79,7 +20,9 @@ func (c *cutter) cut() {
 // out (a will is at most 64 KiB).
 func TestStatusPointsOnlineOnly(t *testing.T) {
 	broker := testservers.Mosquitto(t)
-	link := newCutter(t, broker.URL)
+	// The link to the broker, to be cut without an MQTT DISCONNECT, as a
+	// dying 4G link does, so that the broker publishes the will.
+	link := faultproxy.Start(t, strings.TrimPrefix(broker.URL, "tcp://"))
 	topics := wire.Topics{Prefix: "weft/v1"}
 	data, status := topics.Data("s1", "a1"), topics.Status("s1", "a1")
 	rcv := subscribe(t, broker.URL, data, status)
@@ -99,7 +42,7 @@ func TestStatusPointsOnlineOnly(t *testing.T) {
 		return st
 	}
 	fwd := New(openSpool(t), Options{
-		Broker: link.url(), ClientID: "a1", KeepAlive: 2 * time.Second,
+		Broker: "tcp://" + link.Addr(), ClientID: "a1", KeepAlive: 2 * time.Second,
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond, ConnectTimeout: 5 * time.Second,
 		DataTopic: data, StatusTopic: status, Online: withPoints,
 	})
@@ -139,7 +82,7 @@ func TestStatusPointsOnlineOnly(t *testing.T) {
 		t.Fatalf("the gateway would refuse the status: %v", err)
 	}
 
-	link.cut()
+	link.Drop()
 	waitUntil(t, "the will", func() bool { _, ok := last(2); return ok })
 	if st, _ := last(2); st.State != wire.Offline || st.Points != nil || len(st.Devices) != 1 {
 		t.Fatalf("will: state %q, points %d, devices %v; want offline, no points, the devices", st.State, len(st.Points), st.Devices)
