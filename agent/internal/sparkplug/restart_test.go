@@ -9,6 +9,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/weftiot/weft/agent/internal/spool"
+	"github.com/weftiot/weft/internal/faultproxy"
 	"github.com/weftiot/weft/internal/testservers"
 	"github.com/weftiot/weft/wire"
 	spb "github.com/weftiot/weft/wire/sparkplug"
@@ -274,12 +275,12 @@ func TestEdgeOnlyReconnect(t *testing.T) {
 		t.Skip("~6 s")
 	}
 	mq := testservers.Mosquitto(t)
-	proxy := newCutter(t, mq.Addr)
+	proxy := faultproxy.Start(t, mq.Addr)
 	dir := t.TempDir()
 	sp := openSpool(t, dir)
 	devs := &devices{list: []Device{{ID: "d", Points: []Point{{Name: "count"}}}}}
 	const hold = 2 * time.Second
-	n := startNode(t, "tcp://"+proxy.ln.Addr().String(), sp, dir, "scada", devs, func(o *Options) { o.Hold = hold })
+	n := startNode(t, "tcp://"+proxy.Addr(), sp, dir, "scada", devs, func(o *Options) { o.Hold = hold })
 	waitFor(t, "connected", n.e.Connected)
 	host := newTestHost(t, "scada")
 	host.online(mq.URL) // published while the node is subscribed: confirmed
@@ -292,7 +293,7 @@ func TestEdgeOnlyReconnect(t *testing.T) {
 	col.pause(true)
 	waitFor(t, "every sample so far at the host", func() bool { return len(host.missing(col.count())) == 0 })
 	births := host.nbirths()
-	proxy.cut()
+	proxy.Drop()
 	col.pause(false)
 	waitFor(t, "the node born again", func() bool { return host.nbirths() > births })
 	cutAt := time.Now()
