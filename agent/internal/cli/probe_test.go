@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftiot/weft/internal/faultproxy"
 	simmodbus "github.com/weftiot/weft/sim/modbus"
 )
 
@@ -82,24 +83,14 @@ func TestProbeModbusErrors(t *testing.T) {
 	closed := l.Addr().String()
 	l.Close()
 	// A listener that accepts and never answers.
-	silent, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer silent.Close()
-	go func() {
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	silent := faultproxy.Listen(t, func(c net.Conn) { io.Copy(io.Discard, c) })
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--target", "tcp://" + s.Addr(), "--address", "1000"}, "exception 2 (illegal data address): the register is not mapped on this device — check the address offset (40001 vs 0"},
 		{[]string{"--target", "tcp://" + closed}, "connection refused: nothing listens on that port"},
-		{[]string{"--target", "tcp://" + silent.Addr().String(), "--timeout", "100ms"}, "no answer from unit 1 at tcp://" + silent.Addr().String() + " within 100ms"},
+		{[]string{"--target", "tcp://" + silent, "--timeout", "100ms"}, "no answer from unit 1 at tcp://" + silent + " within 100ms"},
 		{[]string{"--target", "rtu:///dev/does-not-exist"}, "no such serial device"},
 		{[]string{"--target", "udp://x"}, `scheme "udp": want tcp, rtuovertcp, rtu or ascii`},
 		{[]string{"--target", "tcp://" + s.Addr(), "--count", "126"}, "count 126: want 1..125"},
