@@ -5,7 +5,6 @@ package demo
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -15,12 +14,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/weftiot/weft/e2e"
+	"github.com/weftiot/weft/internal/testlog"
 )
 
 func TestMain(m *testing.M) {
@@ -47,7 +46,7 @@ func TestMakeDemo(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", ports["WEFT_DEMO_HTTP_PORT"])
 
 	for run := 1; run <= 2; run++ {
-		out := &syncBuffer{}
+		out := &testlog.Buffer{}
 		cmd := exec.Command("./run.sh")
 		cmd.Env = env
 		cmd.Stdout, cmd.Stderr = out, out
@@ -221,21 +220,4 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

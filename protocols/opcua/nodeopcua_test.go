@@ -2,7 +2,6 @@ package opcua
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -20,11 +19,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/weftiot/weft/internal/testlog"
 	"github.com/weftiot/weft/wire"
 )
 
@@ -40,7 +39,7 @@ type nodeOPCUA struct {
 
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	log   *syncBuffer
+	log   *testlog.Buffer
 	done  chan struct{}
 }
 
@@ -52,18 +51,6 @@ type nodeOptions struct {
 	AcceptClients bool              `json:"acceptClients"`
 	UpdateMs      int               `json:"updateMs,omitempty"`
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // nodeOPCUADir is where .ci/deps installs node-opcua: $WEFT_NODE_OPCUA, else
 // ${WEFT_CACHE:-${XDG_CACHE_HOME:-~/.cache}/weft}/node-opcua.
@@ -116,7 +103,7 @@ func startNodeOPCUA(t testing.TB, opts nodeOptions) *nodeOPCUA {
 		l.Close()
 	}
 	arg, _ := json.Marshal(opts)
-	s := &nodeOPCUA{log: &syncBuffer{}, done: make(chan struct{})}
+	s := &nodeOPCUA{log: &testlog.Buffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(node, script, string(arg))
 	s.cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
 	s.cmd.Stderr = s.log

@@ -1,12 +1,10 @@
 package runner
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/weftiot/weft/agent/internal/spool"
 	"github.com/weftiot/weft/config"
 	"github.com/weftiot/weft/internal/testbin"
+	"github.com/weftiot/weft/internal/testlog"
 	"github.com/weftiot/weft/internal/testservers"
 	"github.com/weftiot/weft/wire"
 )
@@ -21,24 +20,7 @@ import (
 // TestMain removes the binaries testbin built, if $WEFT_BIN lacked them.
 func TestMain(m *testing.M) { testbin.Main(m) }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startProcess(t *testing.T, bin, cfg string, log *syncBuffer) *exec.Cmd {
+func startProcess(t *testing.T, bin, cfg string, log *testlog.Buffer) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, "run", "--config", cfg, "--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = log, log
@@ -69,7 +51,7 @@ func TestKill9DuringBurstLosesNothingSpooled(t *testing.T) {
 	dataDir := filepath.Join(dir, "data")
 	path := filepath.Join(dir, "agent.yaml")
 	os.WriteFile(path, []byte(agentConfig(dataDir, broker.URL, sim.Addr(), 4, "")), 0o644)
-	log := &syncBuffer{}
+	log := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("agent log:\n%s", log.String())
@@ -195,7 +177,7 @@ func TestSIGHUPRealProcess(t *testing.T) {
 	path := filepath.Join(dir, "agent.yaml")
 	orig := agentConfig(filepath.Join(dir, "data"), broker.URL, sim.Addr(), 1, "")
 	os.WriteFile(path, []byte(orig), 0o644)
-	log := &syncBuffer{}
+	log := &testlog.Buffer{}
 	p := startProcess(t, bin, path, log)
 	waitUntil(t, "online", 20*time.Second, func() bool { return rcv.lastStatus().State == wire.Online })
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weftiot/weft/internal/testbin"
+	"github.com/weftiot/weft/internal/testlog"
 )
 
 // SIGUSR1 to a real `weft-agent run`: with WEFT_PROFILE_DIR it writes a
@@ -35,7 +36,7 @@ func TestProfileSignalRealProcess(t *testing.T) {
 		} else {
 			t.Setenv(ProfileDirEnv, "")
 		}
-		log := &syncBuffer{}
+		log := &testlog.Buffer{}
 		p := startProcess(t, bin, path, log)
 		ready := map[bool]string{true: "SIGUSR1 writes", false: "SIGUSR1 is logged and ignored"}[withDir]
 		waitUntil(t, "SIGUSR1 handled", 20*time.Second, func() bool { return strings.Contains(log.String(), ready) })

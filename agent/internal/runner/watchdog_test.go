@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weftiot/weft/internal/testbin"
+	"github.com/weftiot/weft/internal/testlog"
 	"github.com/weftiot/weft/internal/testservers"
 )
 
@@ -45,7 +46,7 @@ func TestSystemdNotifyRealProcess(t *testing.T) {
 	if err := os.WriteFile(path, []byte(agentConfig(dataDir, broker.URL, sim.Addr(), 2, "")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log := &syncBuffer{}
+	log := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("agent log:\n%s", log.String())

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/weftiot/weft/gateway/internal/registry"
+	"github.com/weftiot/weft/internal/testlog"
 	"github.com/weftiot/weft/internal/testservers"
 	"github.com/weftiot/weft/wire"
 )
@@ -55,7 +55,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mq := testservers.Mosquitto(t, testservers.WithConfig("autosave_interval 1"))
 			store := &memSink{}
-			var logs syncBuffer
+			var logs testlog.Buffer
 			gw := startIngest(t, mq.URL, tc.group, store, &logs)
 
 			pub := startPublisher(t, mq.URL)
@@ -175,7 +175,7 @@ func (r *runningIngest) stop() {
 // startIngest runs an Ingest with the fixed client id of a gateway, as the
 // gateway would, with its own registry file (the one registry is not
 // what is tested) and its own metrics.
-func startIngest(t *testing.T, broker, group string, sink Sink, logs *syncBuffer) *runningIngest {
+func startIngest(t *testing.T, broker, group string, sink Sink, logs *testlog.Buffer) *runningIngest {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "gateway.db"), 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
@@ -314,22 +314,4 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, ok func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer for a logger written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
