@@ -8,29 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/weftiot/weft/internal/testlog"
 )
 
-// logBuffer collects text log output safely across goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
+// textLogger logs text lines into b, which the test reads while the spool
+// may still write.
+func textLogger(b *testlog.Buffer) *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
 
 // corruptFile builds a spool with a backlog, closes it, and lets damage
 // change the file.
@@ -58,8 +43,8 @@ func setAsideFiles(t *testing.T, path string) []string {
 // and that the new spool works and continues the sequence.
 func checkFreshAndWorking(t *testing.T, path string, lastSeq uint64) {
 	t.Helper()
-	var logs logBuffer
-	s := reopenT(t, path, Options{Logger: logs.logger()})
+	var logs testlog.Buffer
+	s := reopenT(t, path, Options{Logger: textLogger(&logs)})
 	aside := setAsideFiles(t, path)
 	if len(aside) != 1 {
 		t.Fatalf("set-aside files %v, want one", aside)
@@ -228,8 +213,8 @@ func TestFloorRunsAhead(t *testing.T) {
 // meta pages zeroed behind its back, which the shared memory map shows at
 // once) is found by Peek; the file is set aside, a fresh one continues.
 func TestCorruptWhileRunning(t *testing.T) {
-	var logs logBuffer
-	s, path := openT(t, Options{Logger: logs.logger()})
+	var logs testlog.Buffer
+	s, path := openT(t, Options{Logger: textLogger(&logs)})
 	last := appendN(t, s, 200, 10, 300)[199]
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {

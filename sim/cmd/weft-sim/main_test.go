@@ -6,29 +6,12 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/weftiot/weft/internal/testlog"
 	"github.com/weftiot/weft/protocols/modbus"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestHelpListsProfiles(t *testing.T) {
 	var out, errb bytes.Buffer
@@ -63,7 +46,7 @@ func TestBadFlags(t *testing.T) {
 // Two listeners with their own profiles in one process, as the demo runs
 // a dyeing machine and a loom.
 func TestListenersWithProfiles(t *testing.T) {
-	var logs syncBuf
+	var logs testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
 	go func() {
