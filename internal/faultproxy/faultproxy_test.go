@@ -41,6 +41,25 @@ func dial(t *testing.T, p *Proxy) (net.Conn, *bufio.Reader) {
 	return c, bufio.NewReader(c)
 }
 
+// passing dials p and checks that a line makes the round trip.
+func passing(t *testing.T, p *Proxy, what string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, r := dial(t, p)
+	if err := roundTrip(c, r, 2*time.Second); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return c, r
+}
+
+// wantReset checks that reading c ends in a TCP reset.
+func wantReset(t *testing.T, c net.Conn, r *bufio.Reader, what string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := r.ReadString('\n'); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("%s: read %v, want ECONNRESET", what, err)
+	}
+}
+
 // roundTrip writes a line and reads it back within timeout.
 func roundTrip(c net.Conn, r *bufio.Reader, timeout time.Duration) error {
 	c.SetDeadline(time.Now().Add(timeout))
@@ -64,10 +83,7 @@ func isTimeout(err error) bool {
 
 func TestModes(t *testing.T) {
 	p := newProxy(t, echoServer(t), nil)
-	c, r := dial(t, p)
-	if err := roundTrip(c, r, 2*time.Second); err != nil {
-		t.Fatalf("pass: %v", err)
-	}
+	c, r := passing(t, p, "pass")
 
 	p.Slow(300 * time.Millisecond)
 	start := time.Now()
@@ -98,17 +114,11 @@ func TestModes(t *testing.T) {
 	if _, err := r.ReadString('\n'); err == nil {
 		t.Error("a blackholed connection carried data after Pass")
 	}
-	c3, r3 := dial(t, p)
-	if err := roundTrip(c3, r3, 2*time.Second); err != nil {
-		t.Fatalf("pass after blackhole: %v", err)
-	}
+	c3, r3 := passing(t, p, "pass after blackhole")
 
 	// Cut resets the open connection and every new one.
 	p.Cut()
-	c3.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := r3.ReadString('\n'); !errors.Is(err, syscall.ECONNRESET) {
-		t.Errorf("cut: open connection read %v, want ECONNRESET", err)
-	}
+	wantReset(t, c3, r3, "cut: open connection")
 	c4, err := net.Dial("tcp", p.Addr())
 	if err == nil {
 		c4.SetDeadline(time.Now().Add(2 * time.Second))
@@ -119,10 +129,7 @@ func TestModes(t *testing.T) {
 		t.Errorf("cut: new connection got %v, want a reset", err)
 	}
 	p.Pass()
-	c5, r5 := dial(t, p)
-	if err := roundTrip(c5, r5, 2*time.Second); err != nil {
-		t.Fatalf("pass after cut: %v", err)
-	}
+	passing(t, p, "pass after cut")
 	if got := p.Mode(); got != Pass {
 		t.Errorf("mode %v, want pass", got)
 	}
@@ -132,19 +139,10 @@ func TestModes(t *testing.T) {
 // that dies once.
 func TestDrop(t *testing.T) {
 	p := newProxy(t, echoServer(t), nil)
-	c, r := dial(t, p)
-	if err := roundTrip(c, r, 2*time.Second); err != nil {
-		t.Fatalf("pass: %v", err)
-	}
+	c, r := passing(t, p, "pass")
 	p.Drop()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := r.ReadString('\n'); !errors.Is(err, syscall.ECONNRESET) {
-		t.Errorf("drop: open connection read %v, want ECONNRESET", err)
-	}
-	c2, r2 := dial(t, p)
-	if err := roundTrip(c2, r2, 2*time.Second); err != nil {
-		t.Fatalf("a new connection after Drop: %v", err)
-	}
+	wantReset(t, c, r, "drop: open connection")
+	passing(t, p, "a new connection after Drop")
 	if p.Mode() != Pass || p.Accepted(Pass) != 2 {
 		t.Errorf("after Drop: mode %v, %d accepted in pass; want pass and 2", p.Mode(), p.Accepted(Pass))
 	}
@@ -162,17 +160,11 @@ func writeUntilBlocked(c net.Conn, d time.Duration) (int, error) {
 // and nothing more reaches the other side.
 func TestFreeze(t *testing.T) {
 	p := newProxy(t, echoServer(t), nil)
-	c, r := dial(t, p)
-	if err := roundTrip(c, r, 2*time.Second); err != nil {
-		t.Fatalf("pass: %v", err)
-	}
+	c, r := passing(t, p, "pass")
 
 	// Blackhole first, on another proxy: the same write goes through.
 	bh := newProxy(t, echoServer(t), nil)
-	cb, rb := dial(t, bh)
-	if err := roundTrip(cb, rb, 2*time.Second); err != nil {
-		t.Fatalf("pass: %v", err)
-	}
+	cb, _ := passing(t, bh, "pass")
 	bh.Blackhole()
 	if n, err := writeUntilBlocked(cb, 10*time.Second); err != nil {
 		t.Fatalf("blackhole: writing 64 MiB stopped after %d bytes: %v; a blackhole reads and discards", n, err)
@@ -203,22 +195,23 @@ func TestFreeze(t *testing.T) {
 	if n, err := writeUntilBlocked(c, 300*time.Millisecond); !isTimeout(err) {
 		t.Errorf("frozen connection after Pass: wrote %d bytes, err %v; want still blocked", n, err)
 	}
-	c3, r3 := dial(t, p)
-	if err := roundTrip(c3, r3, 2*time.Second); err != nil {
-		t.Fatalf("pass after freeze: %v", err)
-	}
+	passing(t, p, "pass after freeze")
 	// Drop resets the frozen ones too.
 	p.Drop()
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if _, err := io.Copy(io.Discard, c); !errors.Is(err, syscall.ECONNRESET) {
-		t.Errorf("drop of a frozen connection: read %v, want ECONNRESET", err)
-	}
+	wantReset(t, c, r, "drop of a frozen connection")
 	// Close returns: no goroutine is left parked on a frozen link.
+	closeWithin(t, p, 5*time.Second)
+}
+
+// closeWithin fails t if p.Close takes longer than d: a goroutine parked
+// on a frozen link would hang it.
+func closeWithin(t *testing.T, p *Proxy, d time.Duration) {
+	t.Helper()
 	closed := make(chan error)
 	go func() { closed <- p.Close() }()
 	select {
 	case <-closed:
-	case <-time.After(5 * time.Second):
+	case <-time.After(d):
 		t.Fatal("Close hung on frozen connections")
 	}
 }
@@ -229,19 +222,10 @@ func TestCloseFrozen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, r := dial(t, p)
-	if err := roundTrip(c, r, 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := passing(t, p, "pass")
 	p.Freeze()
 	dial(t, p)
-	closed := make(chan error)
-	go func() { closed <- p.Close() }()
-	select {
-	case <-closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close hung on frozen connections")
-	}
+	closeWithin(t, p, 5*time.Second)
 	c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
 		t.Errorf("read after Close: %v, want the connection ended", err)
