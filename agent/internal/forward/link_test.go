@@ -24,7 +24,7 @@ func TestForwarderNoticesAFrozenLink(t *testing.T) {
 	// buffers fill and its writes block, paho's PINGREQ too, which is what
 	// a real blackhole does to a client with data to send and what no
 	// running broker can be made to do.
-	link := faultproxy.Start(t, strings.TrimPrefix(broker.URL, "tcp://"))
+	link := faultproxy.Start(t, broker.Addr)
 	topics := wire.Topics{Prefix: "weft/v1"}
 	sp := openSpool(t)
 	const k = 2 * time.Second

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +21,7 @@ func TestStatusPointsOnlineOnly(t *testing.T) {
 	broker := testservers.Mosquitto(t)
 	// The link to the broker, to be cut without an MQTT DISCONNECT, as a
 	// dying 4G link does, so that the broker publishes the will.
-	link := faultproxy.Start(t, strings.TrimPrefix(broker.URL, "tcp://"))
+	link := faultproxy.Start(t, broker.Addr)
 	topics := wire.Topics{Prefix: "weft/v1"}
 	data, status := topics.Data("s1", "a1"), topics.Status("s1", "a1")
 	rcv := subscribe(t, broker.URL, data, status)

@@ -1,7 +1,6 @@
 package sparkplug
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/weftiot/weft/internal/faultproxy"
@@ -20,7 +19,7 @@ func TestEdgeNodeWill(t *testing.T) {
 	sp := openSpool(t, dir)
 	// The link, to be cut at once: the broker then sees the client vanish
 	// without DISCONNECT and publishes its will.
-	proxy := faultproxy.Start(t, strings.TrimPrefix(mq.URL, "tcp://"))
+	proxy := faultproxy.Start(t, mq.Addr)
 	devs := &devices{list: []Device{{ID: "d", Points: []Point{{Name: "p"}}}}}
 	startNode(t, "tcp://"+proxy.Addr(), sp, dir, "", devs)
 	birth := rec.wait(0, 1, spb.NBIRTH)[0]
