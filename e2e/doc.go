@@ -51,6 +51,10 @@
 // WEFT_E2E_POINTS (per device), WEFT_E2E_INTERVAL, WEFT_E2E_DURATION,
 // WEFT_E2E_OUTAGE, WEFT_E2E_INFLUX_OUTAGE, WEFT_E2E_BLACKHOLE,
 // WEFT_E2E_KILLS and WEFT_E2E_MEMORY override the sizes; WEFT_E2E_CHARTS
-// is where the PNG charts go (make soak: docs/img). docs/benchmarks.md
-// ("End to end") lists them with the figures they produced.
+// is where the PNG charts go (make soak: docs/img). WEFT_E2E_TELEGRAF=1
+// runs the Telegraf comparison in plain go test, WEFT_TELEGRAF names the
+// Telegraf binary, and WEFT_E2E_TOPOLOGY=per-device gives every simulated
+// device its own TCP address in it (default shared: one address, unit ids
+// behind it). docs/benchmarks.md ("End to end") lists them with the
+// figures they produced.
 package e2e
