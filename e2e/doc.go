@@ -55,6 +55,8 @@
 // runs the Telegraf comparison in plain go test, WEFT_TELEGRAF names the
 // Telegraf binary, and WEFT_E2E_TOPOLOGY=per-device gives every simulated
 // device its own TCP address in it (default shared: one address, unit ids
-// behind it). docs/benchmarks.md ("End to end") lists them with the
+// behind it); WEFT_E2E_WORKLOAD picks its point map and rate (sparse, the
+// default: 20 devices × 50 points every 500 ms; dense-10k and dense-50k:
+// 10 or 50 devices × 1,000 registers every second). docs/benchmarks.md ("End to end") lists them with the
 // figures they produced.
 package e2e

@@ -57,20 +57,42 @@ func TestTelegrafComparison(t *testing.T) {
 	default:
 		t.Fatalf("WEFT_E2E_TOPOLOGY=%q: want %s or %s", topology, TopologyShared, TopologyPerDevice)
 	}
-	compareTelegraf(t, topology, envDuration(t, "WEFT_E2E_DURATION", 60*time.Second))
+	name := os.Getenv("WEFT_E2E_WORKLOAD")
+	if name == "" {
+		name = "sparse"
+	}
+	w, ok := compareWorkloads[name]
+	if !ok {
+		t.Fatalf("WEFT_E2E_WORKLOAD=%q: want sparse, dense-10k or dense-50k", name)
+	}
+	compareTelegraf(t, w, topology, envDuration(t, "WEFT_E2E_DURATION", 60*time.Second))
 }
 
-func BenchmarkTelegrafComparison(b *testing.B) { benchTelegraf(b, TopologyShared) }
+func BenchmarkTelegrafComparison(b *testing.B) {
+	benchTelegraf(b, compareWorkloads["sparse"], TopologyShared)
+}
 
-func BenchmarkTelegrafComparisonPerDevice(b *testing.B) { benchTelegraf(b, TopologyPerDevice) }
+func BenchmarkTelegrafComparisonPerDevice(b *testing.B) {
+	benchTelegraf(b, compareWorkloads["sparse"], TopologyPerDevice)
+}
 
-func benchTelegraf(b *testing.B, topology string) {
+// The workloads issue 6 states its CPU goal on: 10,000 points (10 devices
+// × 1,000 registers every second) and 50,000 points/s.
+func BenchmarkTelegrafComparisonDense10k(b *testing.B) {
+	benchTelegraf(b, compareWorkloads["dense-10k"], TopologyShared)
+}
+
+func BenchmarkTelegrafComparisonDense50k(b *testing.B) {
+	benchTelegraf(b, compareWorkloads["dense-50k"], TopologyShared)
+}
+
+func benchTelegraf(b *testing.B, w compareWorkload, topology string) {
 	// One measured run whatever b.N is: each run starts processes and
 	// lasts a fixed time; the figures are reported as custom metrics.
 	if b.N > 1 {
 		b.Skip("one run is the measurement")
 	}
-	rows := compareTelegraf(b, topology, 30*time.Second)
+	rows := compareTelegraf(b, w, topology, 30*time.Second)
 	for _, r := range rows {
 		key := strings.NewReplacer(" ", "_", "=", "").Replace(r.Name)
 		b.ReportMetric(r.RequestsPerScan, key+"-requests/scan")
@@ -93,18 +115,73 @@ func telegrafBinary() string {
 	return p
 }
 
-// comparisonMap is the point map both read: the uint64 counter at 0 and
-// 49 uint16 registers after it with the gaps PLC maps have (adjacent
-// runs, then holes of 3, 11 and 29 registers), 350 registers in all.
-func comparisonMap() []int {
-	gaps := []int{1, 1, 4, 1, 12, 1, 30}
-	addrs := make([]int, 0, 49)
-	a := 3
-	for i := 0; len(addrs) < 49; i++ {
-		a += gaps[i%len(gaps)]
-		addrs = append(addrs, a)
+// compareWorkload is what both collectors read: devices units of one
+// simulator, each with the same point map, polled every interval.
+type compareWorkload struct {
+	Name     string
+	Devices  int
+	Interval time.Duration
+	Points   []comparePoint
+	// MaxGaps are the max_gap values Weft runs with besides its default
+	// (a map with holes is where the gap matters).
+	MaxGaps []int
+	// About describes the map in the printed table.
+	About string
+}
+
+// comparePoint is one point of a comparison map.
+type comparePoint struct {
+	Name string
+	Addr int
+	Type string // uint16 or uint64
+}
+
+// registers is how many holding registers the simulator must serve.
+func (w compareWorkload) registers() int {
+	n := 0
+	for _, p := range w.Points {
+		width := 1
+		if p.Type == "uint64" {
+			width = 4
+		}
+		n = max(n, p.Addr+width)
 	}
-	return addrs
+	return n
+}
+
+var compareWorkloads = map[string]compareWorkload{
+	// A sparse map at a low rate, where waking up costs more than the
+	// samples: 2,000 samples/s.
+	"sparse": {Name: "sparse", Devices: 20, Interval: 500 * time.Millisecond, Points: sparseMap(), MaxGaps: []int{30},
+		About: "350-register map with holes"},
+	// Issue 6's workloads: 10,000 and 50,000 points/s, 8 requests per scan.
+	"dense-10k": {Name: "dense-10k", Devices: 10, Interval: time.Second, Points: denseMap(1000),
+		About: "1,000 adjacent registers"},
+	"dense-50k": {Name: "dense-50k", Devices: 50, Interval: time.Second, Points: denseMap(1000),
+		About: "1,000 adjacent registers"},
+}
+
+// sparseMap is the uint64 counter at 0 and 49 uint16 registers after it
+// with the gaps PLC maps have (adjacent runs, then holes of 3, 11 and 29
+// registers), 350 registers in all.
+func sparseMap() []comparePoint {
+	gaps := []int{1, 1, 4, 1, 12, 1, 30}
+	points := []comparePoint{{Name: "ticks", Addr: 0, Type: "uint64"}}
+	a := 3
+	for i := 0; len(points) < 50; i++ {
+		a += gaps[i%len(gaps)]
+		points = append(points, comparePoint{Name: fmt.Sprintf("r%03d", a), Addr: a, Type: "uint16"})
+	}
+	return points
+}
+
+// denseMap is n adjacent uint16 registers from 0.
+func denseMap(n int) []comparePoint {
+	points := make([]comparePoint, n)
+	for a := range points {
+		points[a] = comparePoint{Name: fmt.Sprintf("r%03d", a), Addr: a, Type: "uint16"}
+	}
+	return points
 }
 
 // CompareRow is one collector's figures.
@@ -120,20 +197,19 @@ type CompareRow struct {
 	PeakRSS, EndRSS int64
 }
 
-func compareTelegraf(tb testing.TB, topology string, length time.Duration) []CompareRow {
+func compareTelegraf(tb testing.TB, w compareWorkload, topology string, length time.Duration) []CompareRow {
 	tb.Helper()
 	tg := telegrafBinary()
 	if tg == "" {
 		tb.Skip("no Telegraf binary: build it as the comment on TestTelegrafComparison says, or set WEFT_TELEGRAF")
 	}
 	bin := Binaries(tb)
-	const devices, interval = 20, 500 * time.Millisecond
-	addrs := comparisonMap()
+	devices, interval := w.Devices, w.Interval
 	dir := tb.TempDir()
 	broker := testservers.Mosquitto(tb, testservers.WithConfig("max_queued_messages 1000000"))
 	sim := &Process{Name: "weft-sim", Bin: filepath.Join(bin, "weft-sim"), LogPath: filepath.Join(dir, "sim.log"),
 		Args: []string{"--modbus", "127.0.0.1:0", "--profile", "counter", "--devices", strconv.Itoa(devices),
-			"--registers", strconv.Itoa(addrs[len(addrs)-1] + 1), "--tick", "10ms"}}
+			"--registers", strconv.Itoa(w.registers()), "--tick", "10ms"}}
 	if err := sim.Start(); err != nil {
 		tb.Fatal(err)
 	}
@@ -214,7 +290,7 @@ func compareTelegraf(tb testing.TB, topology string, length time.Duration) []Com
 		rows = append(rows, r)
 	}
 
-	for _, gap := range []int{-1, 30} {
+	for _, gap := range append([]int{-1}, w.MaxGaps...) {
 		name := "weft default"
 		if gap >= 0 {
 			name = fmt.Sprintf("weft max_gap=%d", gap)
@@ -225,7 +301,7 @@ func compareTelegraf(tb testing.TB, topology string, length time.Duration) []Com
 				tb.Fatal(err)
 			}
 			cfgPath := filepath.Join(d, "agent.yaml")
-			if err := os.WriteFile(cfgPath, []byte(weftCompareYAML(d, broker.URL, targets, interval, addrs, gap)), 0o600); err != nil {
+			if err := os.WriteFile(cfgPath, []byte(weftCompareYAML(d, broker.URL, targets, interval, w.Points, gap)), 0o600); err != nil {
 				tb.Fatal(err)
 			}
 			p := &Process{Name: "weft-agent", Bin: filepath.Join(bin, "weft-agent"), LogPath: filepath.Join(d, "agent.log"), Args: []string{"run", "--config", cfgPath}}
@@ -250,7 +326,7 @@ func compareTelegraf(tb testing.TB, topology string, length time.Duration) []Com
 				tb.Fatal(err)
 			}
 			cfgPath := filepath.Join(d, "telegraf.conf")
-			if err := os.WriteFile(cfgPath, []byte(telegrafConf(broker.Addr, targets, interval, addrs, opt)), 0o600); err != nil {
+			if err := os.WriteFile(cfgPath, []byte(telegrafConf(broker.Addr, targets, interval, w.Points, opt)), 0o600); err != nil {
 				tb.Fatal(err)
 			}
 			return &Process{Name: "telegraf", Bin: tg, LogPath: filepath.Join(d, "telegraf.log"), Args: []string{"--config", cfgPath}}, tgFields.Load
@@ -258,7 +334,7 @@ func compareTelegraf(tb testing.TB, topology string, length time.Duration) []Com
 	}
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%d devices × %d points (350-register map with holes), topology %s, polled every %s, %s measured each, one collector at a time\n", devices, len(addrs)+1, topology, interval, length)
+	fmt.Fprintf(&b, "\nworkload %s: %d devices × %d points (%s), topology %s, polled every %s, %s measured each, one collector at a time\n", w.Name, devices, len(w.Points), w.About, topology, interval, length)
 	fmt.Fprintf(&b, "%-20s %6s %10s %14s %12s %10s %16s %10s %9s\n", "collector", "conns", "scans", "requests/scan", "delivered", "CPU s", "CPU s/M samples", "peak RSS", "end RSS")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "%-20s %6d %10d %14.2f %12d %10.2f %16.2f %9.1fM %8.1fM\n", r.Name, r.Connections, r.Scans, r.RequestsPerScan, r.Delivered, r.CPU.Seconds(), r.CPUPerMillion, mib(r.PeakRSS), mib(r.EndRSS))
@@ -292,12 +368,12 @@ func countLineProtocolFields(p []byte) int {
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
 // weftCompareYAML configures one device per target: unit u at targets[u-1].
-func weftCompareYAML(dir, broker string, targets []string, interval time.Duration, addrs []int, maxGap int) string {
+func weftCompareYAML(dir, broker string, targets []string, interval time.Duration, points []comparePoint, maxGap int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "agent: {id: cmp-agent, site: e2e, data_dir: %q}\nmqtt: {broker: %q}\nbatch: {max_samples: 1000, flush_interval: 250ms}\nmetrics: {listen: \"127.0.0.1:0\"}\n", filepath.Join(dir, "data"), broker)
-	fmt.Fprintf(&b, "profiles:\n  cmp:\n    protocol: modbus\n    points:\n      - {name: ticks, table: holding, address: 0, type: uint64}\n")
-	for _, a := range addrs {
-		fmt.Fprintf(&b, "      - {name: r%03d, table: holding, address: %d, type: uint16}\n", a, a)
+	fmt.Fprintf(&b, "profiles:\n  cmp:\n    protocol: modbus\n    points:\n")
+	for _, p := range points {
+		fmt.Fprintf(&b, "      - {name: %s, table: holding, address: %d, type: %s}\n", p.Name, p.Addr, p.Type)
 	}
 	gap := ""
 	if maxGap >= 0 {
@@ -313,7 +389,7 @@ func weftCompareYAML(dir, broker string, targets []string, interval time.Duratio
 
 // telegrafConf configures one [[inputs.modbus]] per target: unit u at
 // targets[u-1].
-func telegrafConf(broker string, targets []string, interval time.Duration, addrs []int, optimization string) string {
+func telegrafConf(broker string, targets []string, interval time.Duration, points []comparePoint, optimization string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `[agent]
   interval = %q
@@ -353,10 +429,9 @@ func telegrafConf(broker string, targets []string, interval time.Duration, addrs
     register = "holding"
     optimization = %q%s
     fields = [
-      { address=0, name="ticks", type="UINT64" },
 `, deviceName(byte(u)), target, u, optimization, fill)
-		for _, a := range addrs {
-			fmt.Fprintf(&b, "      { address=%d, name=\"r%03d\", type=\"UINT16\" },\n", a, a)
+		for _, p := range points {
+			fmt.Fprintf(&b, "      { address=%d, name=%q, type=%q },\n", p.Addr, p.Name, strings.ToUpper(p.Type))
 		}
 		fmt.Fprintf(&b, "    ]\n")
 	}
