@@ -24,6 +24,12 @@ type DeviceConfig struct {
 	MaxGap *int `yaml:"max_gap"`
 	// InterRequestDelay is a pause between requests on a shared line.
 	InterRequestDelay time.Duration `yaml:"inter_request_delay"`
+	// MaxInflight is how many requests may be outstanding at once on the
+	// device's Modbus TCP connection, 1..32 (default 1: one at a time).
+	// Only tcp:// targets take more than 1; devices sharing a target use
+	// the smallest value among them, and 1 when any has an
+	// inter_request_delay.
+	MaxInflight *int `yaml:"max_inflight"`
 	// Writes enables function codes 5, 6, 15, 16 (setpoint writes); off by default.
 	Writes bool `yaml:"writes"`
 }

@@ -65,7 +65,8 @@ const busyBackoff = 50 * time.Millisecond
 
 // Driver is one Modbus device. It implements protocols.Driver and
 // protocols.Counter. Poll and the writes may be called from different
-// goroutines; requests to the device are serialised by its link.
+// goroutines; requests to the device are serialised by its link, or
+// pipelined by it up to max_inflight.
 type Driver struct {
 	name    string
 	cfg     DeviceConfig
@@ -149,6 +150,13 @@ func newDriver(p *Pool, device string, cfg DeviceConfig, points []Point, t Targe
 	if cfg.MaxGap != nil && *cfg.MaxGap >= 0 {
 		d.lim.maxGap = *cfg.MaxGap
 	}
+	if cfg.MaxInflight != nil {
+		if n := *cfg.MaxInflight; n < 1 || n > MaxInflightLimit {
+			return nil, fmt.Errorf("device %q: max_inflight %d: want 1..%d", device, n, MaxInflightLimit)
+		} else if n > 1 && t.Scheme != "tcp" {
+			return nil, fmt.Errorf("device %q: max_inflight %d: only tcp:// targets carry several requests at once (%s frames have no transaction id)", device, n, t.Scheme)
+		}
+	}
 	d.log = p.log.With("device", device)
 	switch t.Scheme {
 	case "tcp":
@@ -225,6 +233,14 @@ func (d *Driver) Plan() []Request {
 	return exported(d.plan, d.spans, names)
 }
 
+// window is how many requests the device allows outstanding at once.
+func (d *Driver) window() int {
+	if d.cfg.MaxInflight == nil || d.cfg.InterRequestDelay > 0 {
+		return 1
+	}
+	return max(*d.cfg.MaxInflight, 1)
+}
+
 // Requests is how many requests the driver sent (retries included).
 func (d *Driver) Requests() uint64 { return d.requests.Load() }
 
@@ -260,7 +276,9 @@ func (d *Driver) Close() error {
 	return err
 }
 
-// Poll reads every point once, one request of the plan at a time, and emits
+// Poll reads every point once, one request of the plan at a time (on a
+// pipelined link, max_inflight > 1: the plan's requests sent together,
+// their answers handled in plan order with the same outcomes), and emits
 // one sample per point: good with the value, or bad (with the exception code
 // when there was one) when its request failed. It returns nil when at least
 // one request was answered. When the device cannot be reached (connection
@@ -278,9 +296,18 @@ func (d *Driver) Poll(ctx context.Context, emit protocols.Emit) error {
 		answered bool
 		firstErr error
 		newPlan  []request // made only when a request is split
+		pipe     = d.link.pipelined()
+		sent     []*call // the plan's first attempts, sent together
 	)
+	if pipe != nil && len(plan) > 1 {
+		sent = d.sendPlan(ctx, pipe, plan)
+	}
 	for i, r := range plan {
-		split, ok, err := d.pollRequest(ctx, r, emit)
+		var first *call
+		if sent != nil {
+			first = sent[i]
+		}
+		split, ok, err := d.pollRequest(ctx, r, emit, first)
 		if newPlan == nil && split != nil {
 			newPlan = append(make([]request, 0, len(plan)+len(split)), plan[:i]...)
 		}
@@ -295,6 +322,9 @@ func (d *Driver) Poll(ctx context.Context, emit protocols.Emit) error {
 			firstErr = err
 		}
 		if err != nil && (errors.Is(err, protocols.ErrNotConnected) || errors.Is(err, ErrTimeout) || ctx.Err() != nil) {
+			if sent != nil {
+				pipe.cancel(sent[i+1:]...)
+			}
 			ts := time.Now().UnixMilli()
 			for _, rest := range plan[i+1:] {
 				d.emitBad(rest, 0, ts, emit)
@@ -324,8 +354,11 @@ func (d *Driver) Poll(ctx context.Context, emit protocols.Emit) error {
 // that replace it in the plan: nil when it stays as it is (the usual case,
 // which allocates nothing), or the parts it was split into after exception
 // 2 or 3 (split again as deep as needed, within this poll).
-func (d *Driver) pollRequest(ctx context.Context, r request, emit protocols.Emit) (split []request, answered bool, err error) {
-	data, err := d.read(ctx, r)
+//
+// first, when not nil, is the request's first attempt, already sent with
+// the rest of the plan.
+func (d *Driver) pollRequest(ctx context.Context, r request, emit protocols.Emit, first *call) (split []request, answered bool, err error) {
+	data, err := d.readFirst(ctx, r, first)
 	ts := time.Now().UnixMilli()
 	if err == nil {
 		d.emitData(r, data, ts, emit)
@@ -337,13 +370,13 @@ func (d *Driver) pollRequest(ctx context.Context, r request, emit protocols.Emit
 		d.stats.Splits++
 		d.mu.Unlock()
 		a, b := splitRequest(d.spans, r)
-		ka, oka, erra := d.pollRequest(ctx, a, emit)
+		ka, oka, erra := d.pollRequest(ctx, a, emit, nil)
 		ka = orItself(ka, a)
 		if erra != nil && (errors.Is(erra, protocols.ErrNotConnected) || errors.Is(erra, ErrTimeout) || ctx.Err() != nil) {
 			d.emitBad(b, 0, ts, emit)
 			return append(ka, b), oka, erra
 		}
-		kb, okb, errb := d.pollRequest(ctx, b, emit)
+		kb, okb, errb := d.pollRequest(ctx, b, emit, nil)
 		kb = orItself(kb, b)
 		if erra == nil {
 			erra = errb
@@ -408,44 +441,127 @@ func (d *Driver) emitData(r request, data []byte, ts int64, emit protocols.Emit)
 // read performs one planned read with retries and returns the raw data
 // bytes (registers big-endian, or packed bits).
 func (d *Driver) read(ctx context.Context, r request) ([]byte, error) {
-	start, count := uint16(r.start), uint16(r.count)
+	return d.readFirst(ctx, r, nil)
+}
+
+// readFirst is read whose first attempt, when first is not nil, was sent
+// already (on a pipelined link).
+func (d *Driver) readFirst(ctx context.Context, r request, first *call) ([]byte, error) {
 	want := 2 * r.count
 	if r.table.isBits() {
 		want = (r.count + 7) / 8
 	}
-	data, err := d.exchange(ctx, func(c gb.Client) ([]byte, error) {
-		switch r.table {
-		case coil:
-			return c.ReadCoils(start, count)
-		case discrete:
-			return c.ReadDiscreteInputs(start, count)
-		case holding:
-			return c.ReadHoldingRegisters(start, count)
-		default:
-			return c.ReadInputRegisters(start, count)
-		}
-	}, want)
+	var (
+		data []byte
+		err  error
+	)
+	if p := d.link.pipelined(); p != nil {
+		data, err = d.readPiped(ctx, p, r, first, want)
+	} else {
+		start, count := uint16(r.start), uint16(r.count)
+		data, err = d.exchange(ctx, func(c gb.Client) ([]byte, error) {
+			switch r.table {
+			case coil:
+				return c.ReadCoils(start, count)
+			case discrete:
+				return c.ReadDiscreteInputs(start, count)
+			case holding:
+				return c.ReadHoldingRegisters(start, count)
+			default:
+				return c.ReadInputRegisters(start, count)
+			}
+		}, want)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("device %q unit %d: read %s %d..%d: %w", d.name, d.unit, r.table, r.start, r.start+r.count-1, err)
 	}
 	return data, nil
 }
 
-// exchange runs one request with retries: timeouts, bad frames and broken
-// connections are retried at once on a fresh connection (the link dropped
-// the old one); exceptions 4, 5 and 6 after a growing pause; anything else
-// is final. want is the expected answer length (-1: any).
+// sendPlan sends the first attempt of every request of plan at once on a
+// pipelined link (as many as its window allows at once, the rest as answers
+// come back).
+func (d *Driver) sendPlan(ctx context.Context, p *pipe, plan []request) []*call {
+	calls := make([]*call, len(plan))
+	for i, r := range plan {
+		calls[i] = newCall(ctx, readADU(d.unit, r), d.timeout)
+	}
+	d.requests.Add(uint64(len(plan)))
+	p.submit(ctx, d.timeout, calls...)
+	return calls
+}
+
+// readPiped is one planned read with retries on a pipelined link: the
+// request is encoded and its answer checked here rather than by goburrow,
+// with the same checks (readData), so that a plan's requests can go out
+// together.
+func (d *Driver) readPiped(ctx context.Context, p *pipe, r request, first *call, want int) ([]byte, error) {
+	backoff := busyBackoff
+	for attempt := 0; ; attempt++ {
+		c := first
+		if attempt > 0 || c == nil {
+			c = newCall(ctx, readADU(d.unit, r), d.timeout)
+			d.requests.Add(1)
+			p.submit(ctx, d.timeout, c)
+		}
+		ans, err := p.wait(ctx, c)
+		rtt := time.Since(c.start)
+		var data []byte
+		if err == nil {
+			data, err = readData(ans)
+		}
+		if err == nil && len(data) != want {
+			err = fmt.Errorf("%w: %d data bytes, want %d", ErrFrame, len(data), want)
+		}
+		d.record(err, rtt)
+		if err == nil {
+			return data, nil
+		}
+		if err = d.retry(ctx, err, attempt, &backoff); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// readFunction is the read function code of each table.
+var readFunction = [...]byte{coil: 1, discrete: 2, holding: 3, input: 4}
+
+// readADU is the Modbus TCP request of a planned read; the pipe sets its
+// transaction id.
+func readADU(unit byte, r request) []byte {
+	return []byte{0, 0, 0, 0, 0, 6, unit, readFunction[r.table],
+		byte(r.start >> 8), byte(r.start), byte(r.count >> 8), byte(r.count)}
+}
+
+// readData returns the data bytes of a read answer that checkMBAP passed,
+// with the checks goburrow's client makes of the answer it returns for a
+// read: an exception answer is an *ExceptionError, and the byte count must
+// match the bytes that follow it.
+func readData(ans []byte) ([]byte, error) {
+	if len(ans) < 9 {
+		return nil, fmt.Errorf("%w: answer without data", ErrFrame)
+	}
+	pdu := ans[7:]
+	if pdu[0]&0x80 != 0 {
+		return nil, &ExceptionError{Function: pdu[0] &^ 0x80, Code: pdu[1]}
+	}
+	if int(pdu[1]) != len(pdu)-2 {
+		return nil, fmt.Errorf("%w: byte count %d, %d data bytes follow", ErrFrame, pdu[1], len(pdu)-2)
+	}
+	return pdu[2:], nil
+}
+
+// exchange runs one request with retries (see retry); want is the expected
+// answer length (-1: any).
 func (d *Driver) exchange(ctx context.Context, do func(gb.Client) ([]byte, error), want int) ([]byte, error) {
 	client := gb.NewClient2(d.packager, sendFunc(func(adu []byte) ([]byte, error) {
 		d.requests.Add(1)
 		return d.link.roundTrip(ctx, adu, d.timeout)
 	}))
 	backoff := busyBackoff
-	var err error
-	for attempt := 0; attempt <= d.retries; attempt++ {
+	for attempt := 0; ; attempt++ {
 		t0 := time.Now()
-		var data []byte
-		data, err = do(client)
+		data, err := do(client)
 		rtt := time.Since(t0)
 		err = d.classify(err)
 		if err == nil && want >= 0 && len(data) != want {
@@ -455,38 +571,50 @@ func (d *Driver) exchange(ctx context.Context, do func(gb.Client) ([]byte, error
 		if err == nil {
 			return data, nil
 		}
-		var ex *ExceptionError
-		switch {
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
-		case errors.As(err, &ex):
-			if ex.Code != 4 && ex.Code != 5 && ex.Code != 6 {
-				return nil, err
-			}
-			if attempt < d.retries {
-				t := time.NewTimer(backoff)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					return nil, ctx.Err()
-				}
-				backoff = min(2*backoff, d.timeout)
-			}
-		case errors.Is(err, ErrTimeout), errors.Is(err, ErrFrame):
-			// retry on the fresh connection
-		case errors.Is(err, protocols.ErrNotConnected):
-			// A connection that broke is redialled by the retry; one that
-			// cannot be opened is final.
-			var de *dialError
-			if errors.As(err, &de) {
-				return nil, err
-			}
-		default:
+		if err = d.retry(ctx, err, attempt, &backoff); err != nil {
 			return nil, err
 		}
 	}
-	return nil, err
+}
+
+// retry decides after attempt (0 first) failed with err whether to try
+// again: it returns nil to retry, or the error to end with. Timeouts, bad
+// frames and broken connections are retried at once on a fresh connection
+// (the link dropped the old one); exceptions 4, 5 and 6 after a pause that
+// doubles each time (capped at the timeout); anything else is final, and so
+// is any error after the last retry.
+func (d *Driver) retry(ctx context.Context, err error, attempt int, backoff *time.Duration) error {
+	var ex *ExceptionError
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case attempt >= d.retries:
+		return err
+	case errors.As(err, &ex):
+		if ex.Code != 4 && ex.Code != 5 && ex.Code != 6 {
+			return err
+		}
+		t := time.NewTimer(*backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		*backoff = min(2**backoff, d.timeout)
+		return nil
+	case errors.Is(err, ErrTimeout), errors.Is(err, ErrFrame):
+		return nil // on the fresh connection
+	case errors.Is(err, protocols.ErrNotConnected):
+		// A connection that broke is redialled by the retry; one that
+		// cannot be opened is final.
+		var de *dialError
+		if errors.As(err, &de) {
+			return err
+		}
+		return nil
+	}
+	return err
 }
 
 // classify turns goburrow's errors into this package's.

@@ -2,10 +2,15 @@ package modbus
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	gb "github.com/goburrow/modbus"
 )
@@ -80,6 +85,96 @@ func TestAnswerPathAcceptsValidAnswers(t *testing.T) {
 			}
 		}
 	}
+}
+
+// pipePath runs an answer through what a pipelined link and the driver do
+// with it for a read of holding 0..9 on unit 1 with transaction id 1: the
+// pipe's framing and matching (dispatchLocked), the driver's own decoding
+// (readData) and the length check. A frame cut short is not an answer.
+func pipePath(answer []byte) ([]byte, error) {
+	p := newPipe(Target{Scheme: "tcp", Address: "fuzz:502"}, 8, slog.New(slog.DiscardHandler))
+	conn, peer := net.Pipe()
+	defer conn.Close()
+	defer peer.Close()
+	p.conn = conn
+	c := newCall(context.Background(), readADU(1, request{table: holding, start: 0, count: 10}), time.Second)
+	c.adu[1] = 1
+	p.inflight = append(p.inflight, c)
+	p.mu.Lock()
+	p.dispatchLocked(conn, answer)
+	p.mu.Unlock()
+	select {
+	case <-c.done:
+	default:
+		return nil, errors.New("incomplete")
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	data, err := readData(c.ans)
+	if err == nil && len(data) != 20 {
+		return nil, ErrFrame
+	}
+	return data, err
+}
+
+// exceptionCode is the exception code an error carries, -1 for none.
+func exceptionCode(err error) int {
+	var me *gb.ModbusError
+	var ex *ExceptionError
+	switch {
+	case errors.As(err, &me):
+		return int(me.ExceptionCode)
+	case errors.As(err, &ex):
+		return int(ex.Code)
+	}
+	return -1
+}
+
+// The pipelined read path rejects exactly what the goburrow path rejects,
+// and accepts the same data.
+func TestPipePathMatchesGoburrow(t *testing.T) {
+	good := validAnswers()[mbap]
+	cases := map[string][]byte{"good": good}
+	for i := range good {
+		bad := append([]byte{}, good...)
+		bad[i] ^= 0x10
+		cases["flip "+string(rune('a'+i))] = bad
+		cases["cut "+string(rune('a'+i))] = good[:i]
+	}
+	cases["exception"] = []byte{0, 1, 0, 0, 0, 3, 1, 0x83, 2}
+	cases["exception long"] = []byte{0, 1, 0, 0, 0, 4, 1, 0x83, 2, 0}
+	cases["no data"] = []byte{0, 1, 0, 0, 0, 2, 1, 3}
+	cases["count short"] = []byte{0, 1, 0, 0, 0, 5, 1, 3, 4, 0, 1}
+	cases["count over"] = []byte{0, 1, 0, 0, 0, 5, 1, 3, 1, 0, 1}
+	cases["other function"] = []byte{0, 1, 0, 0, 0, 5, 1, 4, 2, 0, 1}
+	for name, a := range cases {
+		checkSamePath(t, name, a)
+	}
+}
+
+func checkSamePath(t *testing.T, name string, a []byte) {
+	t.Helper()
+	want, werr := answerPath(mbap, a)
+	got, gerr := pipePath(a)
+	if (werr == nil) != (gerr == nil) || !bytes.Equal(got, want) || exceptionCode(werr) != exceptionCode(gerr) {
+		t.Errorf("%s: % x: goburrow path % x, %v; pipe path % x, %v", name, a, want, werr, got, gerr)
+	}
+}
+
+// FuzzPipeAnswer feeds arbitrary bytes to a pipelined link as the answer to
+// an outstanding read: never a panic, and the outcome is the goburrow
+// path's.
+func FuzzPipeAnswer(f *testing.F) {
+	a := validAnswers()[mbap]
+	f.Add(a)
+	f.Add(a[:len(a)/2])
+	f.Add(append(append([]byte{}, a...), a...))
+	f.Add([]byte{0, 1, 0, 0, 0, 3, 1, 0x83, 2})
+	f.Add([]byte{0, 2, 0, 0, 0, 3, 1, 0x83, 2})
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		checkSamePath(t, "fuzz", answer)
+	})
 }
 
 // FuzzAnswer feeds arbitrary bytes as a device's answer: never a panic, and

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,16 @@ type link struct {
 	last time.Time
 
 	refs int // guarded by Pool.mu
+
+	// The window: how many requests may be outstanding at once. Up to the
+	// link's first request or connect it follows the devices joining (the
+	// smallest max_inflight among them); then the mode is fixed: with a
+	// window of 1 the link is the queue above, otherwise pipe carries the
+	// requests.
+	modeMu sync.Mutex
+	window int // guarded by modeMu; 0 until a device joins
+	fixed  atomic.Bool
+	pipe   *pipe // set before fixed, never changed after
 }
 
 func newLink(t Target, logger *slog.Logger) *link {
@@ -67,6 +78,48 @@ func newLink(t Target, logger *slog.Logger) *link {
 	return l
 }
 
+// join records the window a joining device allows (1 for a device with an
+// inter_request_delay): the link uses the smallest. A device that would need
+// a link already pipelining to go back to one request at a time cannot join
+// it.
+func (l *link) join(device string, window int) error {
+	l.modeMu.Lock()
+	defer l.modeMu.Unlock()
+	if l.window == 0 {
+		l.window = window
+		return nil
+	}
+	if window == l.window {
+		return nil
+	}
+	if l.pipe != nil && window == 1 {
+		return fmt.Errorf("device %q: %s already carries %d requests at once; a device with max_inflight 1 or an inter_request_delay cannot join it until the agent restarts", device, l.target, l.window)
+	}
+	l.log.Warn("devices on one target disagree on max_inflight; the smallest applies", "device", device, "max_inflight", window, "applies", min(window, l.window))
+	l.window = min(l.window, window)
+	if l.pipe != nil {
+		l.pipe.setWindow(l.window)
+	}
+	return nil
+}
+
+// pipelined returns the link's pipe when it carries several requests at
+// once, nil when it carries one at a time. The first call fixes the mode.
+func (l *link) pipelined() *pipe {
+	if l.fixed.Load() {
+		return l.pipe
+	}
+	l.modeMu.Lock()
+	defer l.modeMu.Unlock()
+	if !l.fixed.Load() {
+		if l.window > 1 && l.framing == mbap {
+			l.pipe = newPipe(l.target, l.window, l.log)
+		}
+		l.fixed.Store(true)
+	}
+	return l.pipe
+}
+
 func (l *link) acquire(ctx context.Context) error {
 	select {
 	case l.token <- struct{}{}:
@@ -80,6 +133,9 @@ func (l *link) release() { <-l.token }
 
 // connect opens the link if it is not open.
 func (l *link) connect(ctx context.Context, timeout time.Duration) error {
+	if p := l.pipelined(); p != nil {
+		return p.connect(ctx, timeout)
+	}
 	if err := l.acquire(ctx); err != nil {
 		return err
 	}
@@ -135,6 +191,9 @@ func (l *link) drop() {
 
 // closeConn closes the connection for good (the last device left).
 func (l *link) closeConn() error {
+	if l.fixed.Load() && l.pipe != nil {
+		return l.pipe.close()
+	}
 	l.token <- struct{}{}
 	defer l.release()
 	if l.conn == nil {
@@ -158,6 +217,9 @@ func (l *link) charTime() time.Duration {
 // and validates the answer's framing against the request: anything that is
 // not the answer to this request is ErrFrame and resets the link.
 func (l *link) roundTrip(ctx context.Context, req []byte, timeout time.Duration) ([]byte, error) {
+	if p := l.pipelined(); p != nil {
+		return p.roundTrip(ctx, req, timeout)
+	}
 	if err := l.acquire(ctx); err != nil {
 		return nil, err
 	}
@@ -216,6 +278,10 @@ func (l *link) roundTrip(ctx context.Context, req []byte, timeout time.Duration)
 // streamErr classifies a stream error: the context's own end, a timeout,
 // a bad frame, or a broken connection (which wraps ErrNotConnected).
 func (l *link) streamErr(ctx context.Context, op string, err error) error {
+	return streamErr(ctx, l.target, op, err)
+}
+
+func streamErr(ctx context.Context, target Target, op string, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -225,9 +291,9 @@ func (l *link) streamErr(ctx context.Context, op string, err error) error {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return ErrTimeout
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return fmt.Errorf("%s %s: connection closed by peer: %w", op, l.target, protocols.ErrNotConnected)
+		return fmt.Errorf("%s %s: connection closed by peer: %w", op, target, protocols.ErrNotConnected)
 	}
-	return fmt.Errorf("%s %s: %v: %w", op, l.target, err, protocols.ErrNotConnected)
+	return fmt.Errorf("%s %s: %v: %w", op, target, err, protocols.ErrNotConnected)
 }
 
 // dialError is a connection that could not be opened. It wraps
@@ -253,19 +319,30 @@ func readMBAP(r io.Reader, req []byte) ([]byte, error) {
 	if _, err := io.ReadFull(r, ans[7:]); err != nil {
 		return nil, err
 	}
-	if got, want := binary.BigEndian.Uint16(ans), binary.BigEndian.Uint16(req); got != want {
-		return nil, fmt.Errorf("%w: transaction id %d, want %d (a late answer to an earlier request)", ErrFrame, got, want)
-	}
-	if ans[6] != req[6] {
-		return nil, fmt.Errorf("%w: unit %d answered, want %d", ErrFrame, ans[6], req[6])
-	}
-	if ans[7]&0x7f != req[7] {
-		return nil, fmt.Errorf("%w: function %d answered, want %d", ErrFrame, ans[7], req[7])
-	}
-	if ans[7]&0x80 != 0 && n != 3 {
-		return nil, fmt.Errorf("%w: exception answer of %d bytes", ErrFrame, n)
+	if err := checkMBAP(ans, req); err != nil {
+		return nil, err
 	}
 	return ans, nil
+}
+
+// checkMBAP checks that a whole Modbus TCP answer belongs to req: its
+// transaction id, unit and function, and that an exception answer is three
+// bytes long.
+func checkMBAP(ans, req []byte) error {
+	n := len(ans) - 6
+	if got, want := binary.BigEndian.Uint16(ans), binary.BigEndian.Uint16(req); got != want {
+		return fmt.Errorf("%w: transaction id %d, want %d (a late answer to an earlier request)", ErrFrame, got, want)
+	}
+	if ans[6] != req[6] {
+		return fmt.Errorf("%w: unit %d answered, want %d", ErrFrame, ans[6], req[6])
+	}
+	if ans[7]&0x7f != req[7] {
+		return fmt.Errorf("%w: function %d answered, want %d", ErrFrame, ans[7], req[7])
+	}
+	if ans[7]&0x80 != 0 && n != 3 {
+		return fmt.Errorf("%w: exception answer of %d bytes", ErrFrame, n)
+	}
+	return nil
 }
 
 // readRTU reads one RTU answer and checks it belongs to req.

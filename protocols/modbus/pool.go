@@ -11,8 +11,10 @@ import (
 // Pool owns the connections of every Modbus device of an agent. Devices
 // whose targets name the same TCP address, serial server (rtuovertcp) or
 // serial line share one connection and one request queue, so the line
-// carries one request at a time; devices on different targets poll in
-// parallel.
+// carries one request at a time — or, on a Modbus TCP target whose devices
+// all allow it (max_inflight), up to that many; devices on different targets
+// poll in parallel. Make every driver of a target before the first poll: the
+// link fixes its mode with its first request.
 type Pool struct {
 	log *slog.Logger
 
@@ -40,6 +42,10 @@ func (p *Pool) Driver(device string, cfg DeviceConfig, points []Point) (*Driver,
 	if err != nil {
 		return nil, err
 	}
+	window := d.window()
+	if window == 1 && cfg.MaxInflight != nil && *cfg.MaxInflight > 1 {
+		d.log.Warn("inter_request_delay forces max_inflight 1", "max_inflight", *cfg.MaxInflight, "inter_request_delay", cfg.InterRequestDelay)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	key := t.String()
@@ -47,6 +53,9 @@ func (p *Pool) Driver(device string, cfg DeviceConfig, points []Point) (*Driver,
 	if l == nil {
 		l = newLink(t, p.log.With("target", key))
 		p.links[key] = l
+	}
+	if err := l.join(device, window); err != nil {
+		return nil, err
 	}
 	l.refs++
 	if cfg.InterRequestDelay > time.Duration(l.delay.Load()) {

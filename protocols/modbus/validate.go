@@ -86,6 +86,15 @@ func (c *DeviceConfig) Validate() []protocols.FieldError {
 	if c.InterRequestDelay < 0 || c.InterRequestDelay > 10*time.Second {
 		errs = append(errs, cfgFieldErr("inter_request_delay", "%s is out of range; allowed 0s..10s", c.InterRequestDelay))
 	}
+	if c.MaxInflight != nil {
+		scheme, _, _ := strings.Cut(c.Target, "://")
+		switch n := *c.MaxInflight; {
+		case n < 1 || n > MaxInflightLimit:
+			errs = append(errs, cfgFieldErr("max_inflight", "%d is out of range; allowed 1..%d (1: one request at a time)", n, MaxInflightLimit))
+		case n > 1 && !strings.EqualFold(scheme, "tcp"):
+			errs = append(errs, cfgFieldErr("max_inflight", "%d needs a tcp:// target; %s frames carry no transaction id, so the line carries one request at a time: leave max_inflight out or set 1", n, cfgOr(scheme, "this target's")))
+		}
+	}
 	return errs
 }
 
@@ -293,6 +302,10 @@ func (c *DeviceConfig) SetDefaults() {
 		scheme, _, _ := strings.Cut(c.Target, "://")
 		g := DefaultMaxGapFor(scheme)
 		c.MaxGap = &g
+	}
+	if c.MaxInflight == nil {
+		n := 1
+		c.MaxInflight = &n
 	}
 }
 

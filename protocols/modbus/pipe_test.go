@@ -1,0 +1,354 @@
+package modbus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weftiot/weft/protocols"
+	"github.com/weftiot/weft/wire"
+)
+
+// fakeServer is a FAKE Modbus TCP server, for the two faults no real peer
+// can be made to show: answers in another order than the requests, and an
+// answer whose transaction id matches no request. (simonvetter's server,
+// in weft-sim, answers pipelined requests in order and echoes their ids.)
+// Each connection is handed to serve, which reads requests with
+// readRequests and answers them with answer.
+type fakeServer struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns int
+	reads [][]int // per connection, the number of requests each read returned
+}
+
+func startFake(t *testing.T, serve func(conn int, c net.Conn, f *fakeServer)) *fakeServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeServer{ln: ln}
+	f.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.mu.Lock()
+			n := f.conns
+			f.conns++
+			f.reads = append(f.reads, nil)
+			f.mu.Unlock()
+			f.wg.Go(func() {
+				defer c.Close()
+				serve(n, c, f)
+			})
+		}
+	})
+	t.Cleanup(func() { ln.Close(); f.wg.Wait() })
+	return f
+}
+
+func (f *fakeServer) addr() string { return f.ln.Addr().String() }
+
+// readRequests reads at least n whole 12-byte read requests, in as many
+// reads as it takes, and notes how many each read brought.
+func (f *fakeServer) readRequests(conn int, c net.Conn, n int) ([][]byte, error) {
+	var buf []byte
+	tmp := make([]byte, 4096)
+	for len(buf) < 12*n {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		m, err := c.Read(tmp)
+		if err != nil {
+			return nil, err
+		}
+		buf = append(buf, tmp[:m]...)
+		f.mu.Lock()
+		f.reads[conn] = append(f.reads[conn], m/12)
+		f.mu.Unlock()
+	}
+	var reqs [][]byte
+	for len(buf) >= 12 {
+		reqs = append(reqs, buf[:12])
+		buf = buf[12:]
+	}
+	return reqs, nil
+}
+
+// answer is the answer to a read of holding registers in which register
+// a holds a+1000.
+func answer(req []byte) []byte {
+	start, count := int(binary.BigEndian.Uint16(req[8:])), int(binary.BigEndian.Uint16(req[10:]))
+	a := []byte{req[0], req[1], 0, 0, 0, byte(3 + 2*count), req[6], req[7], byte(2 * count)}
+	for r := start; r < start+count; r++ {
+		a = binary.BigEndian.AppendUint16(a, uint16(r+1000))
+	}
+	return a
+}
+
+func pipedDriver(t *testing.T, addr string, window int, addrs ...int) *Driver {
+	t.Helper()
+	pool := NewPool(nil)
+	t.Cleanup(func() { pool.Close() })
+	var pts []Point
+	for _, a := range addrs {
+		pts = append(pts, Point{Name: "r" + itoa(a), PointConfig: PointConfig{Table: "holding", Address: &a, Type: "uint16"}})
+	}
+	gap := 0
+	d, err := pool.Driver("plc", DeviceConfig{Target: "tcp://" + addr, Timeout: 500 * time.Millisecond, MaxGap: &gap, MaxInflight: &window}, pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func (f *fakeServer) connections() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.conns
+}
+
+func pollAll(t *testing.T, d *Driver) (map[string]wire.Sample, error) {
+	t.Helper()
+	got := map[string]wire.Sample{}
+	err := d.Poll(context.Background(), func(s wire.Sample) { got[s.Point] = s })
+	return got, err
+}
+
+func checkValues(t *testing.T, got map[string]wire.Sample, addrs ...int) {
+	t.Helper()
+	for _, a := range addrs {
+		s := got["r"+itoa(a)]
+		if s.Quality != wire.Good || s.Value.Uint() != uint64(a+1000) {
+			t.Errorf("register %d: %v %v, want good %d", a, s.Quality, s.Value, a+1000)
+		}
+	}
+}
+
+// A plan's requests go out in one write, and answers coming back in reverse
+// order, all in one segment, still reach their requests.
+func TestPipeAnswersOutOfOrder(t *testing.T) {
+	addrs := []int{0, 10, 20, 30, 40}
+	f := startFake(t, func(conn int, c net.Conn, f *fakeServer) {
+		for {
+			reqs, err := f.readRequests(conn, c, len(addrs))
+			if err != nil {
+				return
+			}
+			var out []byte
+			for i := len(reqs) - 1; i >= 0; i-- {
+				out = append(out, answer(reqs[i])...)
+			}
+			c.Write(out)
+		}
+	})
+	d := pipedDriver(t, f.addr(), 8, addrs...)
+	for range 3 {
+		got, err := pollAll(t, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkValues(t, got, addrs...)
+	}
+	if st := d.Stats(); st.Requests != 15 || st.Errors != 0 {
+		t.Errorf("stats %+v, want 15 requests and no errors", st)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conns != 1 || len(f.reads[0]) != 3 || f.reads[0][0] != 5 {
+		t.Errorf("server saw %d connections, reads of %v requests; want 1 connection and 3 reads of 5", f.conns, f.reads)
+	}
+}
+
+// The window caps what is outstanding: with 2 allowed, the server never
+// holds more than 2 unanswered requests, and the rest follow as answers
+// free the slots.
+func TestPipeWindowCapsOutstanding(t *testing.T) {
+	addrs := []int{0, 10, 20, 30, 40}
+	var most int
+	var mu sync.Mutex
+	f := startFake(t, func(conn int, c net.Conn, f *fakeServer) {
+		for {
+			reqs, err := f.readRequests(conn, c, 1)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			most = max(most, len(reqs))
+			mu.Unlock()
+			// Wait until the client could have sent more, then answer.
+			time.Sleep(5 * time.Millisecond)
+			for _, r := range reqs {
+				c.Write(answer(r))
+			}
+		}
+	})
+	d := pipedDriver(t, f.addr(), 2, addrs...)
+	got, err := pollAll(t, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValues(t, got, addrs...)
+	mu.Lock()
+	defer mu.Unlock()
+	if most != 2 {
+		t.Errorf("the server received up to %d requests at once, want 2 (the window)", most)
+	}
+}
+
+// An answer whose transaction id matches no outstanding request drops the
+// connection and fails every outstanding request; their retries run on a
+// new connection and succeed.
+func TestPipeUnknownTransactionID(t *testing.T) {
+	addrs := []int{0, 10, 20}
+	f := startFake(t, func(conn int, c net.Conn, f *fakeServer) {
+		for {
+			reqs, err := f.readRequests(conn, c, 1)
+			if err != nil {
+				return
+			}
+			for _, r := range reqs {
+				a := answer(r)
+				if conn == 0 {
+					binary.BigEndian.PutUint16(a, binary.BigEndian.Uint16(a)+100)
+				}
+				c.Write(a)
+			}
+		}
+	})
+	d := pipedDriver(t, f.addr(), 8, addrs...)
+	got, err := pollAll(t, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValues(t, got, addrs...)
+	st := d.Stats()
+	if st.Frames == 0 || st.Requests < 4 {
+		t.Errorf("stats %+v: want the bad frame counted and the requests retried", st)
+	}
+	if n := f.connections(); n != 2 {
+		t.Errorf("server saw %d connections, want 2 (the first dropped)", n)
+	}
+}
+
+// An answer from the wrong unit fails its own request as a bad frame and
+// the others as dropped with the connection; all are retried.
+func TestPipeWrongUnitDropsAll(t *testing.T) {
+	addrs := []int{0, 10, 20}
+	f := startFake(t, func(conn int, c net.Conn, f *fakeServer) {
+		for {
+			want := 1
+			if conn == 0 {
+				want = len(addrs)
+			}
+			reqs, err := f.readRequests(conn, c, want)
+			if err != nil {
+				return
+			}
+			var out []byte
+			for i, r := range reqs {
+				a := answer(r)
+				if conn == 0 && i == 1 {
+					a[6]++
+				}
+				out = append(out, a...)
+			}
+			c.Write(out)
+		}
+	})
+	d := pipedDriver(t, f.addr(), 8, addrs...)
+	got, err := pollAll(t, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValues(t, got, addrs...)
+	st := d.Stats()
+	// The first answer was good; the second was from the wrong unit (a
+	// frame error), the third was dropped with the connection (I/O).
+	if st.Frames != 1 || st.IO != 1 || st.Requests != 5 {
+		t.Errorf("stats %+v: want 1 frame error, 1 dropped, 5 requests", st)
+	}
+}
+
+// A request given up on (its context ended) that the server answers late
+// is read and dropped: it does not break the connection for the others.
+func TestPipeCancelledCallAnswerIsDropped(t *testing.T) {
+	release := make(chan struct{})
+	f := startFake(t, func(conn int, c net.Conn, f *fakeServer) {
+		for n := 0; ; n++ {
+			reqs, err := f.readRequests(conn, c, 1)
+			if err != nil {
+				return
+			}
+			if n == 0 {
+				<-release
+			}
+			for _, r := range reqs {
+				c.Write(answer(r))
+			}
+		}
+	})
+	d := pipedDriver(t, f.addr(), 8, 5)
+	p := d.link.pipelined()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := newCall(ctx, readADU(1, request{table: holding, start: 5, count: 1}), time.Second)
+	p.submit(ctx, time.Second, c)
+	cancel()
+	if _, err := p.wait(ctx, c); !errors.Is(err, context.Canceled) {
+		t.Fatalf("wait: %v, want context.Canceled", err)
+	}
+	close(release)
+	got, err := pollAll(t, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValues(t, got, 5)
+	if n := f.connections(); n != 1 {
+		t.Errorf("server saw %d connections, want 1", n)
+	}
+}
+
+// A server that stops answering: the request that times out fails with
+// ErrTimeout, and the others outstanding fail with it as dropped, without
+// each waiting for its own timeout.
+func TestPipeTimeoutFailsAllOutstanding(t *testing.T) {
+	f := startFake(t, func(conn int, c net.Conn, f *fakeServer) {
+		io.Copy(io.Discard, c)
+	})
+	pool := NewPool(nil)
+	defer pool.Close()
+	window := 8
+	d, err := pool.Driver("plc", DeviceConfig{Target: "tcp://" + f.addr(), Timeout: 100 * time.Millisecond, Retries: new(int), MaxInflight: &window},
+		[]Point{{Name: "a", PointConfig: PointConfig{Table: "holding", Address: new(int), Type: "uint16"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := d.link.pipelined()
+	ctx := context.Background()
+	first := newCall(ctx, readADU(1, request{table: holding, start: 0, count: 1}), 100*time.Millisecond)
+	p.submit(ctx, 0, first)
+	time.Sleep(50 * time.Millisecond)
+	second := newCall(ctx, readADU(1, request{table: holding, start: 1, count: 1}), 100*time.Millisecond)
+	p.submit(ctx, 0, second)
+	t0 := time.Now()
+	if _, err := p.wait(ctx, first); !errors.Is(err, ErrTimeout) {
+		t.Errorf("first: %v, want ErrTimeout", err)
+	}
+	_, err = p.wait(ctx, second)
+	if !errors.Is(err, protocols.ErrNotConnected) || errors.Is(err, ErrTimeout) {
+		t.Errorf("second: %v, want dropped (ErrNotConnected)", err)
+	}
+	if waited := time.Since(t0); waited > 90*time.Millisecond {
+		t.Logf("second failed %v after the first (machine busy?)", waited)
+	}
+}
