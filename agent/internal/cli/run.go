@@ -15,6 +15,7 @@ import (
 )
 
 const runUsage = `usage: weft-agent run --config FILE [--log-format text|json] [--log-level LEVEL]
+                     [--rollback-after D] [--http ADDR]
 
 Runs the agent: polls every configured device, keeps every reading in the
 spool (data_dir/spool.db) and forwards it to the MQTT broker. Collection
