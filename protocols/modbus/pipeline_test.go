@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -371,5 +372,121 @@ func TestPipelinedLinkRefusesSerialDeviceLater(t *testing.T) {
 	defer b.Close()
 	if got, err := poll(t, b); err != nil || got["a"].Quality != wire.Good {
 		t.Errorf("poll: %v %+v", err, got)
+	}
+}
+
+// latencyRelay forwards TCP connections to target with a one-way delay in
+// each direction, as a slow WAN link (a 4G router in front of a remote PLC)
+// adds it: every chunk is held until delay after it arrived, whatever came
+// before it. It is a network, not a fake peer: the simulator still answers.
+func latencyRelay(tb testing.TB, target string, delay time.Duration) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	forward := func(dst, src net.Conn) {
+		type chunk struct {
+			at   time.Time
+			data []byte
+		}
+		ch := make(chan chunk, 1024)
+		wg.Go(func() {
+			defer close(ch)
+			for {
+				buf := make([]byte, 4096)
+				n, err := src.Read(buf)
+				if n > 0 {
+					ch <- chunk{time.Now(), buf[:n]}
+				}
+				if err != nil {
+					return
+				}
+			}
+		})
+		wg.Go(func() {
+			defer dst.Close()
+			for c := range ch {
+				time.Sleep(time.Until(c.at.Add(delay)))
+				if _, err := dst.Write(c.data); err != nil {
+					src.Close()
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			forward(s, c)
+			forward(c, s)
+		}
+	})
+	tb.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// BenchmarkSlowLink polls 20 devices of 3 requests each behind one address
+// over a link of 50 ms round trip (25 ms each way), all devices at once as
+// the agent's aligned schedules do, and reports how long until every device
+// has its samples: one request at a time that is 60 round trips; with
+// max_inflight the requests overlap.
+func BenchmarkSlowLink(b *testing.B) {
+	const devices = 20
+	units := map[byte]string{}
+	for u := range devices {
+		units[byte(u+1)] = "testregs"
+	}
+	s, err := sim.Start(sim.Options{TCP: "127.0.0.1:0", Units: units})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	addr := latencyRelay(b, s.Addr(), 25*time.Millisecond)
+	pts := []modbus.Point{hp("a", 100, "int16"), hp("b", 200, "uint16"), hp("c", 300, "uint16")}
+	for _, window := range []int{1, 8, 16, 32} {
+		b.Run(fmt.Sprint("max_inflight=", window), func(b *testing.B) {
+			pool := modbus.NewPool(nil)
+			defer pool.Close()
+			var drivers []*modbus.Driver
+			for u := range devices {
+				d, err := pool.Driver(fmt.Sprint("dev", u+1), modbus.DeviceConfig{Target: "tcp://" + addr, Unit: intp(u + 1), Timeout: 5 * time.Second, MaxGap: intp(0), MaxInflight: intp(window)}, pts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				drivers = append(drivers, d)
+			}
+			if err := drivers[0].Connect(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for _, d := range drivers {
+					wg.Go(func() {
+						n := 0
+						err := d.Poll(context.Background(), func(s wire.Sample) {
+							if s.Quality == wire.Good {
+								n++
+							}
+						})
+						if err != nil || n != len(pts) {
+							b.Errorf("poll: %v, %d good samples", err, n)
+						}
+					})
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/scan")
+			b.ReportMetric(float64(drivers[0].Requests())/float64(b.N), "requests/device")
+		})
 	}
 }
