@@ -352,3 +352,22 @@ func TestPipeTimeoutFailsAllOutstanding(t *testing.T) {
 		t.Logf("second failed %v after the first (machine busy?)", waited)
 	}
 }
+
+// A context deadline before the request timeout ends the wait at the
+// context's deadline, with the context's error.
+func TestPipeContextDeadline(t *testing.T) {
+	f := startFake(t, func(conn int, c net.Conn, f *fakeServer) {
+		io.Copy(io.Discard, c)
+	})
+	d := pipedDriver(t, f.addr(), 8, 0, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	err := d.Poll(ctx, func(wire.Sample) {})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("poll: %v, want context.DeadlineExceeded", err)
+	}
+	if el := time.Since(t0); el > 400*time.Millisecond {
+		t.Errorf("poll returned after %v; the context allowed 50ms (timeout 500ms)", el)
+	}
+}
