@@ -42,7 +42,33 @@ func (a *Agent) commandLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case m := <-a.cmdQueue:
+			if !a.waitConnected(ctx) {
+				return
+			}
 			a.handle(ctx, m)
+		}
+	}
+}
+
+// waitConnected holds a command until the agent's session is up. A command
+// the broker queued while the agent was away arrives the moment the broker
+// accepts the connection, before the forwarder has published the online
+// status and counts itself connected; carried out at once, its reply could
+// not be published. It returns false when ctx ends first.
+func (a *Agent) waitConnected(ctx context.Context) bool {
+	if a.forwarder().Connected() {
+		return true
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			if a.forwarder().Connected() {
+				return true
+			}
 		}
 	}
 }

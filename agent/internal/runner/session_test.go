@@ -14,18 +14,11 @@ import (
 // subscription while the agent is away and queues the commands sent
 // meanwhile; the agent carries them out when it is back, and replies.
 //
-// KNOWN BUG, found by the issue 6/10 audit (5 of 5 runs): the queued
-// command reaches the command loop the moment the broker accepts the
-// connection, before the forwarder's session has published the online
-// status and marked itself connected, so Forwarder.Publish returns
-// ErrNotConnected: the command is carried out but its reply (and, for
-// status, the status and health it publishes) is dropped ("reply not
-// published ... not connected to the broker" at warn). Remove the Skip
-// with the fix.
+// The queued command reaches the agent the moment the broker accepts the
+// connection, before the forwarder has published the online status and
+// counts itself connected; the command loop holds it until then (found by
+// the issue 6/10 audit: the reply was dropped in 5 of 5 runs).
 func TestCommandQueuedWhileAwayIsCarriedOut(t *testing.T) {
-	if os.Getenv("WEFT_KNOWN_BUGS") == "" {
-		t.Skip("known bug: the reply to a command queued while the agent was away is dropped (see the comment); WEFT_KNOWN_BUGS=1 runs it")
-	}
 	sim := startSim(t, 1)
 	broker := testservers.Mosquitto(t)
 	rcv := listen(t, broker.URL, "session-listener")
