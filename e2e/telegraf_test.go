@@ -122,9 +122,11 @@ type compareWorkload struct {
 	Devices  int
 	Interval time.Duration
 	Points   []comparePoint
-	// MaxGaps are the max_gap values Weft runs with besides its default
-	// (a map with holes is where the gap matters).
-	MaxGaps []int
+	// Variants are the device modbus: settings Weft also runs with besides
+	// its defaults, each a row of its own ("max_gap: 30": a map with holes
+	// is where the gap matters; "max_inflight: 16": pipelining, for servers
+	// that take it).
+	Variants []string
 	// About describes the map in the printed table.
 	About string
 }
@@ -152,13 +154,16 @@ func (w compareWorkload) registers() int {
 var compareWorkloads = map[string]compareWorkload{
 	// A sparse map at a low rate, where waking up costs more than the
 	// samples: 2,000 samples/s.
-	"sparse": {Name: "sparse", Devices: 20, Interval: 500 * time.Millisecond, Points: sparseMap(), MaxGaps: []int{30},
-		About: "350-register map with holes"},
+	"sparse": {Name: "sparse", Devices: 20, Interval: 500 * time.Millisecond, Points: sparseMap(),
+		Variants: []string{"max_gap: 30", "max_inflight: 16"},
+		About:    "350-register map with holes"},
 	// Issue 6's workloads: 10,000 and 50,000 points/s, 8 requests per scan.
 	"dense-10k": {Name: "dense-10k", Devices: 10, Interval: time.Second, Points: denseMap(1000),
-		About: "1,000 adjacent registers"},
+		Variants: []string{"max_inflight: 16"},
+		About:    "1,000 adjacent registers"},
 	"dense-50k": {Name: "dense-50k", Devices: 50, Interval: time.Second, Points: denseMap(1000),
-		About: "1,000 adjacent registers"},
+		Variants: []string{"max_inflight: 16"},
+		About:    "1,000 adjacent registers"},
 }
 
 // sparseMap is the uint64 counter at 0 and 49 uint16 registers after it
@@ -290,10 +295,10 @@ func compareTelegraf(tb testing.TB, w compareWorkload, topology string, length t
 		rows = append(rows, r)
 	}
 
-	for _, gap := range append([]int{-1}, w.MaxGaps...) {
+	for _, variant := range append([]string{""}, w.Variants...) {
 		name := "weft default"
-		if gap >= 0 {
-			name = fmt.Sprintf("weft max_gap=%d", gap)
+		if variant != "" {
+			name = "weft " + strings.ReplaceAll(variant, ": ", "=")
 		}
 		run(name, func(targets []string) (*Process, func() int64) {
 			d := filepath.Join(dir, strings.NewReplacer(" ", "-", "=", "").Replace(name))
@@ -301,7 +306,7 @@ func compareTelegraf(tb testing.TB, w compareWorkload, topology string, length t
 				tb.Fatal(err)
 			}
 			cfgPath := filepath.Join(d, "agent.yaml")
-			if err := os.WriteFile(cfgPath, []byte(weftCompareYAML(d, broker.URL, targets, interval, w.Points, gap)), 0o600); err != nil {
+			if err := os.WriteFile(cfgPath, []byte(weftCompareYAML(d, broker.URL, targets, interval, w.Points, variant)), 0o600); err != nil {
 				tb.Fatal(err)
 			}
 			p := &Process{Name: "weft-agent", Bin: filepath.Join(bin, "weft-agent"), LogPath: filepath.Join(d, "agent.log"), Args: []string{"run", "--config", cfgPath}}
@@ -367,22 +372,22 @@ func countLineProtocolFields(p []byte) int {
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
-// weftCompareYAML configures one device per target: unit u at targets[u-1].
-func weftCompareYAML(dir, broker string, targets []string, interval time.Duration, points []comparePoint, maxGap int) string {
+// weftCompareYAML configures one device per target: unit u at targets[u-1],
+// with extra (e.g. "max_gap: 30") in each device's modbus: section.
+func weftCompareYAML(dir, broker string, targets []string, interval time.Duration, points []comparePoint, extra string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "agent: {id: cmp-agent, site: e2e, data_dir: %q}\nmqtt: {broker: %q}\nbatch: {max_samples: 1000, flush_interval: 250ms}\nmetrics: {listen: \"127.0.0.1:0\"}\n", filepath.Join(dir, "data"), broker)
 	fmt.Fprintf(&b, "profiles:\n  cmp:\n    protocol: modbus\n    points:\n")
 	for _, p := range points {
 		fmt.Fprintf(&b, "      - {name: %s, table: holding, address: %d, type: %s}\n", p.Name, p.Addr, p.Type)
 	}
-	gap := ""
-	if maxGap >= 0 {
-		gap = fmt.Sprintf(", max_gap: %d", maxGap)
+	if extra != "" {
+		extra = ", " + extra
 	}
 	fmt.Fprintf(&b, "devices:\n")
 	for i, target := range targets {
 		u := i + 1
-		fmt.Fprintf(&b, "  - {id: %s, profile: cmp, interval: %s, modbus: {target: \"tcp://%s\", unit: %d, timeout: 1s%s}}\n", deviceName(byte(u)), interval, target, u, gap)
+		fmt.Fprintf(&b, "  - {id: %s, profile: cmp, interval: %s, modbus: {target: \"tcp://%s\", unit: %d, timeout: 1s%s}}\n", deviceName(byte(u)), interval, target, u, extra)
 	}
 	return b.String()
 }
