@@ -93,6 +93,7 @@ type Driver struct {
 	stats Stats
 
 	requests atomic.Uint64
+	late     atomic.Uint64
 }
 
 // Stats are a device's counters since its Driver was made. Every request is
@@ -108,7 +109,12 @@ type Stats struct {
 	// Splits counts merged requests split after exception 2 or 3.
 	Splits uint64
 	// BadValues counts NaN or infinite floats read from the device.
-	BadValues   uint64
+	BadValues uint64
+	// LateAnswers counts answers that came after their request had timed
+	// out, read and dropped (max_inflight above 1 only: the connection is
+	// kept when the server answers others meanwhile). The timeout itself
+	// is counted in Timeouts.
+	LateAnswers uint64
 	LastError   string
 	LastErrorAt time.Time
 	// Round-trip times of answered requests (exceptions included).
@@ -250,6 +256,7 @@ func (d *Driver) Stats() Stats {
 	defer d.mu.Unlock()
 	s := d.stats
 	s.Requests = d.requests.Load()
+	s.LateAnswers = d.late.Load()
 	s.Exceptions = make(map[byte]uint64, len(d.stats.Exceptions))
 	for k, v := range d.stats.Exceptions {
 		s.Exceptions[k] = v
@@ -485,6 +492,7 @@ func (d *Driver) sendPlan(ctx context.Context, p *pipe, plan []request) []*call 
 	calls := make([]*call, len(plan))
 	for i, r := range plan {
 		calls[i] = newCall(ctx, readADU(d.unit, r), d.timeout)
+		calls[i].late = &d.late
 	}
 	d.requests.Add(uint64(len(plan)))
 	p.submit(ctx, d.timeout, calls...)
@@ -501,6 +509,7 @@ func (d *Driver) readPiped(ctx context.Context, p *pipe, r request, first *call,
 		c := first
 		if attempt > 0 || c == nil {
 			c = newCall(ctx, readADU(d.unit, r), d.timeout)
+			c.late = &d.late
 			d.requests.Add(1)
 			p.submit(ctx, d.timeout, c)
 		}
@@ -556,7 +565,7 @@ func readData(ans []byte) ([]byte, error) {
 func (d *Driver) exchange(ctx context.Context, do func(gb.Client) ([]byte, error), want int) ([]byte, error) {
 	client := gb.NewClient2(d.packager, sendFunc(func(adu []byte) ([]byte, error) {
 		d.requests.Add(1)
-		return d.link.roundTrip(ctx, adu, d.timeout)
+		return d.link.roundTrip(ctx, adu, d.timeout, &d.late)
 	}))
 	backoff := busyBackoff
 	for attempt := 0; ; attempt++ {
@@ -579,8 +588,10 @@ func (d *Driver) exchange(ctx context.Context, do func(gb.Client) ([]byte, error
 
 // retry decides after attempt (0 first) failed with err whether to try
 // again: it returns nil to retry, or the error to end with. Timeouts, bad
-// frames and broken connections are retried at once on a fresh connection
-// (the link dropped the old one); exceptions 4, 5 and 6 after a pause that
+// frames and broken connections are retried at once, on a fresh connection
+// when the link dropped the old one (on a pipelined link a timeout keeps
+// the connection while the server answers other requests, and the retry
+// goes on it); exceptions 4, 5 and 6 after a pause that
 // doubles each time (capped at the timeout); anything else is final, and so
 // is any error after the last retry.
 func (d *Driver) retry(ctx context.Context, err error, attempt int, backoff *time.Duration) error {
@@ -604,7 +615,7 @@ func (d *Driver) retry(ctx context.Context, err error, attempt int, backoff *tim
 		*backoff = min(2**backoff, d.timeout)
 		return nil
 	case errors.Is(err, ErrTimeout), errors.Is(err, ErrFrame):
-		return nil // on the fresh connection
+		return nil // on a fresh connection, or the kept pipelined one
 	case errors.Is(err, protocols.ErrNotConnected):
 		// A connection that broke is redialled by the retry; one that
 		// cannot be opened is final.

@@ -215,10 +215,13 @@ func (l *link) charTime() time.Duration {
 // roundTrip sends one request ADU and returns its answer ADU. It waits for
 // the link's queue, for the inter-request delay, opens the link if needed,
 // and validates the answer's framing against the request: anything that is
-// not the answer to this request is ErrFrame and resets the link.
-func (l *link) roundTrip(ctx context.Context, req []byte, timeout time.Duration) ([]byte, error) {
+// not the answer to this request is ErrFrame and resets the link. On a
+// pipelined link late counts an answer that comes after the request timed
+// out (without pipelining the connection is closed at the timeout, so no
+// late answer is ever read).
+func (l *link) roundTrip(ctx context.Context, req []byte, timeout time.Duration, late *atomic.Uint64) ([]byte, error) {
 	if p := l.pipelined(); p != nil {
-		return p.roundTrip(ctx, req, timeout)
+		return p.roundTrip(ctx, req, timeout, late)
 	}
 	if err := l.acquire(ctx); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weftiot/weft/protocols"
@@ -18,8 +19,15 @@ import (
 // several transactions at once on a connection accept a handful; 32 is
 // already more than a poll's plan usually holds, keeps every answer that can
 // be outstanding (32 × 260 bytes) within one read of the link's buffer, and
-// bounds what one timeout fails at once (every outstanding request).
+// bounds what one dead connection fails at once (every outstanding request).
 const MaxInflightLimit = 32
+
+// MaxAbandoned is how many requests given up on (timed out while the server
+// kept answering others) may wait for their late answers on one pipelined
+// connection. Their transaction ids are not given out again while they
+// wait; past this many — a unit that never answers, polled for a long
+// while — the connection is replaced, which frees them all.
+const MaxAbandoned = 4096
 
 // pipeReadBuffer holds every answer that can be outstanding: MaxInflightLimit
 // answers of at most 260 bytes (6 header bytes and a length of 254).
@@ -31,10 +39,17 @@ const pipeReadBuffer = MaxInflightLimit * 260
 // device, so two devices could collide — and writes every request waiting
 // for a slot in one write. One reader goroutine per connection reads the
 // answers with a buffer, so several answers cost one read, and hands each to
-// its request by transaction id, in whatever order they come. A timeout, a
-// broken connection or a frame that matches no outstanding request closes
-// the connection and fails every request outstanding on it; each one's retry
-// then dials again.
+// its request by transaction id, in whatever order they come.
+//
+// A request whose timeout passes while the server has answered something
+// since it was written (a silent unit behind a gateway that answers the
+// others) is failed alone with ErrTimeout and abandoned: the connection
+// stays, its transaction id is remembered, and a late answer carrying it is
+// read, counted and dropped. A request whose timeout passes with nothing
+// answered since it was written means a dead server or a broken path: the
+// connection is closed and every request outstanding on it fails, as do a
+// broken connection and a frame that matches no outstanding or abandoned
+// request; each one's retry then dials again.
 type pipe struct {
 	target Target
 	log    *slog.Logger
@@ -48,6 +63,15 @@ type pipe struct {
 	deadline time.Time // the read deadline set on conn (zero: none)
 	wbuf     []byte
 
+	// answers counts the answers read (late ones included): a request
+	// notes it when written, so its timeout can tell a server that went on
+	// answering from one that fell silent.
+	answers uint64
+	// abandoned holds the transaction ids of the requests of conn given up
+	// on, until their answers come or conn is replaced.
+	abandoned    map[uint16]abandonedCall
+	maxAbandoned int
+
 	readers sync.WaitGroup // the reader goroutines of conn and earlier connections
 }
 
@@ -60,14 +84,27 @@ type pipeConn interface {
 	SetWriteDeadline(time.Time) error
 }
 
+// abandonedCall is what a pipe keeps of a request given up on: enough to
+// check a late answer and count it.
+type abandonedCall struct {
+	unit, function byte
+	late           *atomic.Uint64 // nil: not counted
+}
+
 // call is one request on a pipe and, once done is closed, its outcome.
 type call struct {
-	adu     []byte        // the request; bytes 0..1 are set by the pipe
-	timeout time.Duration // from when it is written
-	limit   time.Time     // the caller's context deadline; zero: none
-	start   time.Time     // when it was handed to the pipe
+	adu     []byte         // the request; bytes 0..1 are set by the pipe
+	timeout time.Duration  // from when it is written
+	limit   time.Time      // the caller's context deadline; zero: none
+	start   time.Time      // when it was handed to the pipe
+	late    *atomic.Uint64 // counts a late answer, after the call timed out
 
-	deadline time.Time // when its answer is due; set when written
+	// Set when written: when its answer is due, whether that is the
+	// caller's context deadline (before the timeout), and the pipe's
+	// answers then.
+	deadline time.Time
+	byCaller bool
+	seen     uint64
 	done     chan struct{}
 	ans      []byte // the answer ADU (in buf) when err is nil
 	err      error
@@ -89,7 +126,7 @@ func (c *call) finish(ans []byte, err error) {
 }
 
 func newPipe(t Target, window int, logger *slog.Logger) *pipe {
-	return &pipe{target: t, log: logger, window: window}
+	return &pipe{target: t, log: logger, window: window, maxAbandoned: MaxAbandoned}
 }
 
 // setWindow changes the number of requests allowed out at once.
@@ -186,12 +223,14 @@ func (p *pipe) cancel(calls ...*call) {
 
 // roundTrip sends one request ADU made by goburrow (a write, a read of a
 // link without a read plan) and returns its answer with the request's own
-// transaction id, as goburrow checks it.
-func (p *pipe) roundTrip(ctx context.Context, req []byte, timeout time.Duration) ([]byte, error) {
+// transaction id, as goburrow checks it. late counts an answer that comes
+// after the request timed out.
+func (p *pipe) roundTrip(ctx context.Context, req []byte, timeout time.Duration, late *atomic.Uint64) ([]byte, error) {
 	if len(req) < 8 {
 		return nil, fmt.Errorf("%w: request of %d bytes", ErrFrame, len(req))
 	}
 	c := newCall(ctx, append([]byte(nil), req...), timeout)
+	c.late = late
 	p.submit(ctx, timeout, c)
 	ans, err := p.wait(ctx, c)
 	if err != nil {
@@ -202,10 +241,15 @@ func (p *pipe) roundTrip(ctx context.Context, req []byte, timeout time.Duration)
 	return ans, nil
 }
 
-// nextTID is a transaction id that no outstanding request has.
+// nextTIDLocked is a transaction id that no outstanding or abandoned
+// request has. There is always one: at most MaxInflightLimit are
+// outstanding and MaxAbandoned abandoned.
 func (p *pipe) nextTIDLocked() uint16 {
 	for {
 		p.tid++
+		if _, ok := p.abandoned[p.tid]; ok {
+			continue
+		}
 		free := true
 		for _, c := range p.inflight {
 			if binary.BigEndian.Uint16(c.adu) == p.tid {
@@ -233,9 +277,11 @@ func (p *pipe) flushLocked() {
 	for _, c := range p.queue[:n] {
 		binary.BigEndian.PutUint16(c.adu, p.nextTIDLocked())
 		c.deadline = now.Add(c.timeout)
-		if !c.limit.IsZero() && c.limit.Before(c.deadline) {
+		c.byCaller = !c.limit.IsZero() && c.limit.Before(c.deadline)
+		if c.byCaller {
 			c.deadline = c.limit
 		}
+		c.seen = p.answers
 		if due.IsZero() || c.deadline.Before(due) {
 			due = c.deadline
 		}
@@ -282,36 +328,85 @@ func (p *pipe) read(conn pipeConn) {
 
 // failLocked handles a read error of conn: a deadline that passed with
 // answers due, or a broken connection.
+//
+// The requests whose answers are due (late) fail with ErrTimeout. When the
+// server answered nothing since one of them was written, for its whole
+// timeout, it is dead or the path to it is broken: conn is closed and the
+// other requests fail with it. Otherwise the server is alive and only the
+// late requests went unanswered (a unit that is off, behind a gateway that
+// answers for the others): they are abandoned and conn stays. A request
+// whose deadline was its caller's context, before its timeout, is given up
+// on by the caller and says nothing about the server.
 func (p *pipe) failLocked(conn pipeConn, err error) {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		now := time.Now()
-		var late *call
-		for _, c := range p.inflight {
-			if !c.deadline.After(now) {
-				late = c
-				break
-			}
-		}
-		if late == nil {
-			// The deadline was for a request answered meanwhile: wait for
-			// the next one due (or for nothing, when none is outstanding).
-			p.deadline = time.Time{}
-			p.setReadDeadlineLocked(conn)
-			conn.SetReadDeadline(p.deadline)
-			return
-		}
-		p.dropLocked(conn, func(c *call) bool { return !c.deadline.After(now) }, ErrTimeout)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		p.dropLocked(conn, nil, p.streamErr("read", err))
 		return
 	}
-	p.dropLocked(conn, nil, p.streamErr("read", err))
+	now := time.Now()
+	isLate := func(c *call) bool { return !c.deadline.After(now) }
+	late, silent := false, false
+	for _, c := range p.inflight {
+		if isLate(c) {
+			late = true
+			silent = silent || (!c.byCaller && c.seen == p.answers)
+		}
+	}
+	switch {
+	case silent:
+		p.dropLocked(conn, isLate, ErrTimeout)
+	case late:
+		p.abandonLocked(conn, isLate)
+	default:
+		// The deadline was for a request answered meanwhile: wait for
+		// the next one due (or for nothing, when none is outstanding).
+		p.rearmLocked(conn)
+	}
+}
+
+// abandonLocked fails the outstanding requests that are late with
+// ErrTimeout and keeps their transaction ids until their answers come or
+// conn is replaced, which it is once more than maxAbandoned wait. The slots
+// they held are free for the requests waiting.
+func (p *pipe) abandonLocked(conn pipeConn, late func(*call) bool) {
+	kept := p.inflight[:0]
+	for _, c := range p.inflight {
+		if !late(c) {
+			kept = append(kept, c)
+			continue
+		}
+		if p.abandoned == nil {
+			p.abandoned = make(map[uint16]abandonedCall)
+		}
+		p.abandoned[binary.BigEndian.Uint16(c.adu)] = abandonedCall{unit: c.adu[6], function: c.adu[7], late: c.late}
+		c.finish(nil, ErrTimeout)
+	}
+	clear(p.inflight[len(kept):])
+	p.inflight = kept
+	if n := len(p.abandoned); n > p.maxAbandoned {
+		p.dropLocked(conn, func(*call) bool { return false },
+			fmt.Errorf("%s: %d requests that timed out are still unanswered; replacing the connection", p.target, n))
+		return
+	}
+	p.rearmLocked(conn)
+	p.flushLocked()
+}
+
+// rearmLocked sets the read deadline again after it passed: to the
+// earliest answer due, or none.
+func (p *pipe) rearmLocked(conn pipeConn) {
+	p.deadline = time.Time{}
+	p.setReadDeadlineLocked(conn)
+	conn.SetReadDeadline(p.deadline)
 }
 
 // dispatchLocked hands every whole answer in buf to its call and returns
-// how many bytes it used. An answer that is malformed or matches no
-// outstanding request fails every outstanding request with ErrFrame; one
-// that does not fit the request whose transaction id it carries (unit,
-// function, length) fails that request with ErrFrame and the others as
-// dropped. Either way the connection is closed.
+// how many bytes it used. A late answer to an abandoned request is counted
+// and dropped. An answer that is malformed, matches no outstanding or
+// abandoned request, or does not fit the abandoned request it answers fails
+// every outstanding request with ErrFrame; one that does not fit the
+// request whose transaction id it carries (unit, function, length) fails
+// that request with ErrFrame and the others as dropped. Either way the
+// connection is closed.
 func (p *pipe) dispatchLocked(conn pipeConn, buf []byte) int {
 	used := 0
 	for len(buf)-used >= 7 {
@@ -332,8 +427,11 @@ func (p *pipe) dispatchLocked(conn pipeConn, buf []byte) int {
 			i++
 		}
 		if i == len(p.inflight) {
-			p.dropLocked(conn, nil, fmt.Errorf("%w: transaction id %d matches no outstanding request (a late answer to a request given up on)", ErrFrame, tid))
-			return len(buf)
+			if err := p.lateLocked(tid, ans); err != nil {
+				p.dropLocked(conn, nil, err)
+				return len(buf)
+			}
+			continue
 		}
 		c := p.inflight[i]
 		p.inflight = append(p.inflight[:i], p.inflight[i+1:]...)
@@ -342,10 +440,30 @@ func (p *pipe) dispatchLocked(conn pipeConn, buf []byte) int {
 			p.dropLocked(conn, func(*call) bool { return false }, err)
 			return len(buf)
 		}
+		p.answers++
 		c.finish(ans, nil)
 	}
 	p.setReadDeadlineLocked(conn)
 	return used
+}
+
+// lateLocked takes ans, whose transaction id tid no outstanding request
+// has: the late answer to an abandoned request is counted and forgotten,
+// anything else is ErrFrame.
+func (p *pipe) lateLocked(tid uint16, ans []byte) error {
+	a, ok := p.abandoned[tid]
+	if !ok {
+		return fmt.Errorf("%w: transaction id %d matches no outstanding request nor one that timed out", ErrFrame, tid)
+	}
+	delete(p.abandoned, tid)
+	if ans[6] != a.unit || ans[7]&0x7f != a.function {
+		return fmt.Errorf("%w: transaction id %d: unit %d function %d answered, the request that timed out was unit %d function %d", ErrFrame, tid, ans[6], ans[7], a.unit, a.function)
+	}
+	p.answers++
+	if a.late != nil {
+		a.late.Add(1)
+	}
+	return nil
 }
 
 // setReadDeadlineLocked sets the read deadline to the earliest answer due,
@@ -374,6 +492,7 @@ func (p *pipe) dropLocked(conn pipeConn, blamed func(*call) bool, cause error) {
 	conn.Close()
 	p.conn = nil
 	p.deadline = time.Time{}
+	p.abandoned = nil
 	other := fmt.Errorf("%s: connection dropped (%v) with this request outstanding: %w", p.target, cause, protocols.ErrNotConnected)
 	for _, c := range p.inflight {
 		if blamed == nil || blamed(c) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -318,38 +319,293 @@ func TestPipeCancelledCallAnswerIsDropped(t *testing.T) {
 	}
 }
 
-// A server that stops answering: the request that times out fails with
-// ErrTimeout, and the others outstanding fail with it as dropped, without
-// each waiting for its own timeout.
-func TestPipeTimeoutFailsAllOutstanding(t *testing.T) {
+// startFakeEach is a fakeServer that decides for each request on its own:
+// answered after delay (0: at once, in order), or never when skip.
+// Answers written after a delay overtake the requests that follow.
+func startFakeEach(t *testing.T, decide func(conn int, req []byte) (delay time.Duration, skip bool)) *fakeServer {
+	return startFake(t, func(conn int, c net.Conn, f *fakeServer) {
+		var wmu sync.Mutex
+		write := func(b []byte) {
+			wmu.Lock()
+			defer wmu.Unlock()
+			c.Write(b)
+		}
+		for {
+			reqs, err := f.readRequests(conn, c, 1)
+			if err != nil {
+				return
+			}
+			for _, r := range reqs {
+				delay, skip := decide(conn, r)
+				switch {
+				case skip:
+				case delay == 0:
+					write(answer(r))
+				default:
+					f.wg.Go(func() {
+						time.Sleep(delay)
+						write(answer(r))
+					})
+				}
+			}
+		}
+	})
+}
+
+// pipeOf is the pipe of a fresh driver with max_inflight 8 on addr.
+func pipeOf(t *testing.T, addr string) *pipe {
+	t.Helper()
+	d := pipedDriver(t, addr, 8, 0)
+	return d.link.pipelined()
+}
+
+// send submits one read of holding register a on unit with timeout and
+// counts a late answer in late.
+func send(p *pipe, unit byte, a int, timeout time.Duration, late *atomic.Uint64) *call {
+	c := newCall(context.Background(), readADU(unit, request{table: holding, start: a, count: 1}), timeout)
+	c.late = late
+	p.submit(context.Background(), timeout, c)
+	return c
+}
+
+func waitValue(t *testing.T, p *pipe, c *call, a int) {
+	t.Helper()
+	ans, err := p.wait(context.Background(), c)
+	if err != nil {
+		t.Errorf("register %d: %v", a, err)
+		return
+	}
+	if data, err := readData(ans); err != nil || binary.BigEndian.Uint16(data) != uint16(a+1000) {
+		t.Errorf("register %d: % x, %v", a, ans, err)
+	}
+}
+
+func (p *pipe) abandonedIDs() []uint16 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []uint16
+	for id := range p.abandoned {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// A server that stops answering altogether: the request that times out
+// with nothing answered since it was written fails with ErrTimeout, the
+// others outstanding fail with it as dropped, without each waiting for its
+// own timeout, and the next request dials a new connection.
+func TestPipeSilentServerFailsAllOutstanding(t *testing.T) {
 	f := startFake(t, func(conn int, c net.Conn, f *fakeServer) {
 		io.Copy(io.Discard, c)
 	})
-	pool := NewPool(nil)
-	defer pool.Close()
-	window := 8
-	d, err := pool.Driver("plc", DeviceConfig{Target: "tcp://" + f.addr(), Timeout: 100 * time.Millisecond, Retries: new(int), MaxInflight: &window},
-		[]Point{{Name: "a", PointConfig: PointConfig{Table: "holding", Address: new(int), Type: "uint16"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := d.link.pipelined()
-	ctx := context.Background()
-	first := newCall(ctx, readADU(1, request{table: holding, start: 0, count: 1}), 100*time.Millisecond)
-	p.submit(ctx, 0, first)
+	p := pipeOf(t, f.addr())
+	first := send(p, 1, 0, 100*time.Millisecond, nil)
 	time.Sleep(50 * time.Millisecond)
-	second := newCall(ctx, readADU(1, request{table: holding, start: 1, count: 1}), 100*time.Millisecond)
-	p.submit(ctx, 0, second)
+	second := send(p, 1, 1, 100*time.Millisecond, nil)
+	ctx := context.Background()
 	t0 := time.Now()
 	if _, err := p.wait(ctx, first); !errors.Is(err, ErrTimeout) {
 		t.Errorf("first: %v, want ErrTimeout", err)
 	}
-	_, err = p.wait(ctx, second)
+	_, err := p.wait(ctx, second)
 	if !errors.Is(err, protocols.ErrNotConnected) || errors.Is(err, ErrTimeout) {
 		t.Errorf("second: %v, want dropped (ErrNotConnected)", err)
 	}
 	if waited := time.Since(t0); waited > 90*time.Millisecond {
 		t.Logf("second failed %v after the first (machine busy?)", waited)
+	}
+	third := send(p, 1, 2, 50*time.Millisecond, nil)
+	if _, err := p.wait(ctx, third); !errors.Is(err, ErrTimeout) {
+		t.Errorf("third: %v, want ErrTimeout", err)
+	}
+	if n := f.connections(); n != 2 {
+		t.Errorf("server saw %d connections, want 2 (the silent one dropped, then redialled)", n)
+	}
+}
+
+// A server that answered, falls silent, then answers again: the polls in
+// its silence fail as unreachable, each attempt on a new connection, and
+// the first poll after it reads everything.
+func TestPipeServerFallsSilentAndReturns(t *testing.T) {
+	var silent atomic.Bool
+	f := startFakeEach(t, func(int, []byte) (time.Duration, bool) { return 0, silent.Load() })
+	pool := NewPool(nil)
+	t.Cleanup(func() { pool.Close() })
+	d, err := pool.Driver("plc", DeviceConfig{Target: "tcp://" + f.addr(), Timeout: 100 * time.Millisecond, Retries: new(int), MaxGap: new(int), MaxInflight: new(8)},
+		[]Point{{Name: "r0", PointConfig: PointConfig{Table: "holding", Address: new(0), Type: "uint16"}},
+			{Name: "r10", PointConfig: PointConfig{Table: "holding", Address: new(10), Type: "uint16"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pollAll(t, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValues(t, got, 0, 10)
+	silent.Store(true)
+	for range 2 {
+		if _, err := pollAll(t, d); !errors.Is(err, ErrTimeout) || !errors.Is(err, protocols.ErrNotConnected) {
+			t.Errorf("poll of a silent server: %v, want a timeout wrapping ErrNotConnected", err)
+		}
+	}
+	silent.Store(false)
+	got, err = pollAll(t, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValues(t, got, 0, 10)
+	if n := f.connections(); n != 3 {
+		t.Errorf("server saw %d connections, want 3 (one per silent poll dropped)", n)
+	}
+	if st := d.Stats(); st.Timeouts != 2 || st.LateAnswers != 0 {
+		t.Errorf("stats %+v: want 2 timeouts, no late answers", st)
+	}
+}
+
+// One unit behind the server never answers, the others do: its request
+// alone fails with ErrTimeout, the connection stays, the others' requests
+// written before and after it are answered, and its transaction id is not
+// given out again.
+func TestPipeSilentUnitFailsAlone(t *testing.T) {
+	f := startFakeEach(t, func(_ int, req []byte) (time.Duration, bool) { return 0, req[6] == 2 })
+	p := pipeOf(t, f.addr())
+	before := send(p, 1, 1, 100*time.Millisecond, nil)
+	lost := send(p, 2, 2, 100*time.Millisecond, nil)
+	tid := binary.BigEndian.Uint16(lost.adu)
+	after := send(p, 1, 3, 100*time.Millisecond, nil)
+	waitValue(t, p, before, 1)
+	waitValue(t, p, after, 3)
+	if _, err := p.wait(context.Background(), lost); !errors.Is(err, ErrTimeout) || errors.Is(err, protocols.ErrNotConnected) {
+		t.Errorf("silent unit: %v, want ErrTimeout alone", err)
+	}
+	if ids := p.abandonedIDs(); len(ids) != 1 || ids[0] != tid {
+		t.Errorf("abandoned ids %v, want [%d]", ids, tid)
+	}
+	// The transaction ids come round again: the abandoned one is skipped.
+	p.mu.Lock()
+	p.tid = tid - 1
+	p.mu.Unlock()
+	next := send(p, 1, 4, 100*time.Millisecond, nil)
+	if got := binary.BigEndian.Uint16(next.adu); got == tid {
+		t.Errorf("transaction id %d given out again while its request waits for a late answer", got)
+	}
+	waitValue(t, p, next, 4)
+	if n := f.connections(); n != 1 {
+		t.Errorf("server saw %d connections, want 1", n)
+	}
+}
+
+// An answer that comes after its request timed out, while the server
+// answered others meanwhile, is read, counted and dropped: the connection
+// stays and the requests after it are answered. A late answer that does
+// not fit the request given up on (another unit) is a bad frame and drops
+// the connection.
+func TestPipeLateAnswerIsDropped(t *testing.T) {
+	var wrongUnit atomic.Bool
+	f := startFake(t, func(conn int, c net.Conn, f *fakeServer) {
+		var wmu sync.Mutex
+		for {
+			reqs, err := f.readRequests(conn, c, 1)
+			if err != nil {
+				return
+			}
+			for _, r := range reqs {
+				a := answer(r)
+				if r[6] != 2 {
+					wmu.Lock()
+					c.Write(a)
+					wmu.Unlock()
+					continue
+				}
+				if wrongUnit.Load() {
+					a[6] = 3
+				}
+				f.wg.Go(func() {
+					time.Sleep(150 * time.Millisecond)
+					wmu.Lock()
+					defer wmu.Unlock()
+					c.Write(a)
+				})
+			}
+		}
+	})
+	p := pipeOf(t, f.addr())
+	var late atomic.Uint64
+	slow := send(p, 2, 2, 100*time.Millisecond, &late)
+	quick := send(p, 1, 1, 100*time.Millisecond, &late)
+	waitValue(t, p, quick, 1)
+	if _, err := p.wait(context.Background(), slow); !errors.Is(err, ErrTimeout) || errors.Is(err, protocols.ErrNotConnected) {
+		t.Errorf("slow unit: %v, want ErrTimeout alone", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for late.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := late.Load(); n != 1 {
+		t.Fatalf("%d late answers counted, want 1", n)
+	}
+	if ids := p.abandonedIDs(); len(ids) != 0 {
+		t.Errorf("abandoned ids %v after the late answer, want none", ids)
+	}
+	c := send(p, 1, 5, 100*time.Millisecond, &late)
+	waitValue(t, p, c, 5)
+	if n := f.connections(); n != 1 {
+		t.Errorf("server saw %d connections, want 1 (the late answer dropped, not the connection)", n)
+	}
+
+	wrongUnit.Store(true)
+	slow = send(p, 2, 2, 100*time.Millisecond, &late)
+	quick = send(p, 1, 1, 100*time.Millisecond, &late)
+	waitValue(t, p, quick, 1)
+	p.wait(context.Background(), slow)
+	deadline = time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		dropped := p.conn == nil
+		p.mu.Unlock()
+		if dropped {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c = send(p, 1, 6, 100*time.Millisecond, &late)
+	waitValue(t, p, c, 6)
+	if n, l := f.connections(), late.Load(); n != 2 || l != 1 {
+		t.Errorf("server saw %d connections, %d late answers counted; want 2 (the late answer from the wrong unit drops the first) and 1", n, l)
+	}
+}
+
+// The abandoned ids are bounded: past maxAbandoned the connection is
+// replaced, which forgets them, and the requests that were answered in the
+// meantime are not affected.
+func TestPipeAbandonedAreBounded(t *testing.T) {
+	f := startFakeEach(t, func(_ int, req []byte) (time.Duration, bool) { return 0, req[6] == 2 })
+	p := pipeOf(t, f.addr())
+	p.mu.Lock()
+	p.maxAbandoned = 3
+	p.mu.Unlock()
+	for round := range 4 {
+		lost := send(p, 2, 2, 50*time.Millisecond, nil)
+		ok := send(p, 1, round, 50*time.Millisecond, nil)
+		waitValue(t, p, ok, round)
+		if _, err := p.wait(context.Background(), lost); !errors.Is(err, ErrTimeout) {
+			t.Errorf("round %d: silent unit: %v, want ErrTimeout", round, err)
+		}
+		want, conns := round+1, 1
+		if round == 3 {
+			want = 0 // the fourth is one too many: the connection goes
+		}
+		if ids := p.abandonedIDs(); len(ids) != want {
+			t.Errorf("round %d: %d abandoned ids, want %d", round, len(ids), want)
+		}
+		if n := f.connections(); n != conns {
+			t.Errorf("round %d: server saw %d connections, want %d", round, n, conns)
+		}
+	}
+	c := send(p, 1, 9, 50*time.Millisecond, nil)
+	waitValue(t, p, c, 9)
+	if n := f.connections(); n != 2 {
+		t.Errorf("server saw %d connections, want 2 (replaced once)", n)
 	}
 }
 

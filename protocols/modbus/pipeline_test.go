@@ -2,8 +2,10 @@ package modbus_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -245,6 +247,152 @@ func TestPipelinedServerGoesAwayAndReturns(t *testing.T) {
 	}
 	if c := s2.Stats().Connections; c != 1 {
 		t.Errorf("restarted sim saw %d connections, want 1", c)
+	}
+}
+
+// silentUnitRelay forwards Modbus TCP connections to target but never
+// passes on the requests for unit silent, as a pipelining TCP gateway does
+// for a device behind it that is powered off: the simulator answers the
+// other units, the silent one's requests go unanswered. It is a network
+// path in front of the simulator, not a fake peer.
+func silentUnitRelay(tb testing.TB, target string, silent byte) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wg.Go(func() {
+				defer s.Close()
+				io.Copy(c, s)
+			})
+			wg.Go(func() {
+				defer c.Close()
+				defer s.Close()
+				for {
+					var hdr [7]byte
+					if _, err := io.ReadFull(c, hdr[:]); err != nil {
+						return
+					}
+					f := make([]byte, 6+int(binary.BigEndian.Uint16(hdr[4:])))
+					if len(f) < 7 {
+						return
+					}
+					copy(f, hdr[:])
+					if _, err := io.ReadFull(c, f[7:]); err != nil {
+						return
+					}
+					if f[6] == silent {
+						continue
+					}
+					if _, err := s.Write(f); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	tb.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// Issue 10's scenario 7 behind one address with max_inflight 8: five
+// healthy units and one that never answers (off, or a wrong unit id) share
+// a pipelining gateway. The silent device's polls fail by timeout after its
+// retries; every poll of the healthy ones is good, they count no error, and
+// all of it runs over the one connection: a request timing out while the
+// gateway answers others costs only itself.
+func TestPipelinedSilentUnitCostsOnlyItself(t *testing.T) {
+	const healthy, silentPolls = 5, 3
+	units := map[byte]string{}
+	for u := range healthy + 1 {
+		units[byte(u+1)] = "testregs"
+	}
+	// 2 ms per answer, one answer at a time: healthy requests are
+	// outstanding most of the time, as behind a gateway to a serial bus.
+	s := startSim(t, sim.Options{Units: units, Fault: sim.Fault{Latency: 2 * time.Millisecond}})
+	addr := silentUnitRelay(t, s.Addr(), healthy+1)
+	pool := modbus.NewPool(nil)
+	defer pool.Close()
+	pts := []modbus.Point{hp("a", 100, "int16"), hp("b", 200, "uint16"), hp("c", 300, "uint16")}
+	cfg := func(unit int) modbus.DeviceConfig {
+		return modbus.DeviceConfig{Target: "tcp://" + addr, Unit: intp(unit), Timeout: 100 * time.Millisecond, MaxGap: intp(0), MaxInflight: intp(8)}
+	}
+	var drivers []*modbus.Driver
+	for u := range healthy {
+		drivers = append(drivers, newDriver(t, pool, fmt.Sprint("ok", u+1), cfg(u+1), pts))
+	}
+	silent := newDriver(t, pool, "off", cfg(healthy+1), pts)
+
+	stop := make(chan struct{})
+	polls := make([]int, healthy)
+	var wg sync.WaitGroup
+	for i, d := range drivers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				got, err := poll(t, d)
+				polls[i]++
+				if err != nil {
+					t.Errorf("ok%d poll %d: %v", i+1, polls[i], err)
+				}
+				for _, p := range pts {
+					if g := got[p.Name]; g.Quality != wire.Good {
+						t.Errorf("ok%d poll %d: %s %v code %d, want good", i+1, polls[i], p.Name, g.Quality, g.Code)
+					}
+				}
+				if g := got["a"]; g.Value.Int() != int64(sim.TestRegs.Int16) {
+					t.Errorf("ok%d poll %d: a = %v", i+1, polls[i], g.Value)
+				}
+			}
+		})
+	}
+	for n := range silentPolls {
+		got, err := poll(t, silent)
+		if !errors.Is(err, modbus.ErrTimeout) || !errors.Is(err, protocols.ErrNotConnected) {
+			t.Errorf("silent poll %d: %v, want a timeout wrapping ErrNotConnected", n, err)
+		}
+		for _, p := range pts {
+			if g := got[p.Name]; g.Quality != wire.Bad {
+				t.Errorf("silent poll %d: %s %v, want bad", n, p.Name, g.Quality)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+
+	plan := uint64(len(pts))
+	for i, d := range drivers {
+		st := d.Stats()
+		if st.Errors != 0 || st.Requests != uint64(polls[i])*plan {
+			t.Errorf("ok%d: %d polls, stats %+v: want no errors and %d requests", i+1, polls[i], st, uint64(polls[i])*plan)
+		}
+		if polls[i] < 10 {
+			t.Errorf("ok%d polled %d times while the silent device was polled %d times", i+1, polls[i], silentPolls)
+		}
+	}
+	// Each silent poll: its plan's 3 requests together, then 2 retries of
+	// the first, each timing out.
+	if st := silent.Stats(); st.Timeouts != silentPolls*3 || st.Errors != st.Timeouts || st.Requests != silentPolls*(plan+2) {
+		t.Errorf("silent device stats %+v: want %d timeouts, nothing else, %d requests", st, silentPolls*3, silentPolls*(plan+2))
+	}
+	if c := s.Stats().Connections; c != 1 {
+		t.Errorf("sim saw %d connections, want 1", c)
 	}
 }
 
