@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,6 +175,49 @@ func FuzzPipeAnswer(f *testing.F) {
 	f.Add([]byte{0, 2, 0, 0, 0, 3, 1, 0x83, 2})
 	f.Fuzz(func(t *testing.T, answer []byte) {
 		checkSamePath(t, "fuzz", answer)
+	})
+}
+
+// FuzzPipeLateAnswer feeds arbitrary bytes to a pipelined link that has a
+// read of holding 0..9 on unit 1 outstanding (transaction id 1) and one
+// abandoned (id 2, timed out): never a panic; the late answer is counted
+// at most once, and its id is forgotten then; only an answer with id 1 is
+// taken for the outstanding read (the driver checks its length).
+func FuzzPipeLateAnswer(f *testing.F) {
+	a := validAnswers()[mbap]
+	late := append([]byte{}, a...)
+	late[1] = 2
+	f.Add(a)
+	f.Add(late)
+	f.Add(append(append([]byte{}, late...), a...))
+	f.Add(append(append([]byte{}, late...), late...))
+	f.Add([]byte{0, 2, 0, 0, 0, 3, 1, 0x83, 2})
+	f.Add([]byte{0, 2, 0, 0, 0, 3, 9, 0x83, 2})
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		p := newPipe(Target{Scheme: "tcp", Address: "fuzz:502"}, 8, slog.New(slog.DiscardHandler))
+		conn, peer := net.Pipe()
+		defer conn.Close()
+		defer peer.Close()
+		p.conn = conn
+		var n atomic.Uint64
+		c := newCall(context.Background(), readADU(1, request{table: holding, start: 0, count: 10}), time.Second)
+		c.adu[1] = 1
+		p.inflight = append(p.inflight, c)
+		p.abandoned = map[uint16]abandonedCall{2: {unit: 1, function: 3, late: &n}}
+		p.mu.Lock()
+		p.dispatchLocked(conn, answer)
+		_, waiting := p.abandoned[2]
+		p.mu.Unlock()
+		if n.Load() > 1 || (n.Load() == 1 && waiting) {
+			t.Fatalf("% x: %d late answers counted, id 2 still abandoned: %v", answer, n.Load(), waiting)
+		}
+		select {
+		case <-c.done:
+			if c.err == nil && binary.BigEndian.Uint16(c.ans) != 1 {
+				t.Fatalf("% x: answer % x taken for transaction 1", answer, c.ans)
+			}
+		default:
+		}
 	})
 }
 

@@ -609,6 +609,28 @@ func TestPipeAbandonedAreBounded(t *testing.T) {
 	}
 }
 
+// A request whose caller's context ends before its timeout says nothing
+// about the server: it is abandoned without the connection, even with
+// nothing answered yet, and its answer, when it comes, is counted as late.
+func TestPipeCallerDeadlineKeepsConnection(t *testing.T) {
+	f := startFakeEach(t, func(int, []byte) (time.Duration, bool) { return 60 * time.Millisecond, false })
+	p := pipeOf(t, f.addr())
+	var late atomic.Uint64
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	c := newCall(ctx, readADU(1, request{table: holding, start: 7, count: 1}), time.Second)
+	c.late = &late
+	p.submit(ctx, time.Second, c)
+	if _, err := p.wait(ctx, c); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("wait: %v, want context.DeadlineExceeded", err)
+	}
+	next := send(p, 1, 8, time.Second, &late)
+	waitValue(t, p, next, 8)
+	if n, l := f.connections(), late.Load(); n != 1 || l != 1 {
+		t.Errorf("server saw %d connections, %d late answers counted; want 1 and 1", n, l)
+	}
+}
+
 // A context deadline before the request timeout ends the wait at the
 // context's deadline, with the context's error.
 func TestPipeContextDeadline(t *testing.T) {
