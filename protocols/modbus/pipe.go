@@ -22,12 +22,12 @@ import (
 // bounds what one dead connection fails at once (every outstanding request).
 const MaxInflightLimit = 32
 
-// MaxAbandoned is how many requests given up on (timed out while the server
+// abandonedLimit is how many requests given up on (timed out while the server
 // kept answering others) may wait for their late answers on one pipelined
 // connection. Their transaction ids are not given out again while they
 // wait; past this many — a unit that never answers, polled for a long
 // while — the connection is replaced, which frees them all.
-const MaxAbandoned = 4096
+const abandonedLimit = 4096
 
 // pipeReadBuffer holds every answer that can be outstanding: MaxInflightLimit
 // answers of at most 260 bytes (6 header bytes and a length of 254).
@@ -126,7 +126,7 @@ func (c *call) finish(ans []byte, err error) {
 }
 
 func newPipe(t Target, window int, logger *slog.Logger) *pipe {
-	return &pipe{target: t, log: logger, window: window, maxAbandoned: MaxAbandoned}
+	return &pipe{target: t, log: logger, window: window, maxAbandoned: abandonedLimit}
 }
 
 // setWindow changes the number of requests allowed out at once.
@@ -243,7 +243,7 @@ func (p *pipe) roundTrip(ctx context.Context, req []byte, timeout time.Duration,
 
 // nextTIDLocked is a transaction id that no outstanding or abandoned
 // request has. There is always one: at most MaxInflightLimit are
-// outstanding and MaxAbandoned abandoned.
+// outstanding and abandonedLimit abandoned.
 func (p *pipe) nextTIDLocked() uint16 {
 	for {
 		p.tid++
