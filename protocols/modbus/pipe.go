@@ -201,8 +201,15 @@ func (p *pipe) wait(ctx context.Context, c *call) ([]byte, error) {
 		p.cancel(c)
 		return nil, ctx.Err()
 	}
-	if c.err != nil && ctx.Err() != nil {
-		return nil, ctx.Err()
+	if c.err != nil {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if c.byCaller && errors.Is(c.err, ErrTimeout) {
+			// The caller's deadline passed; its context may not say so
+			// yet (the read deadline can fire before the context's timer).
+			return nil, context.DeadlineExceeded
+		}
 	}
 	return c.ans, c.err
 }
