@@ -327,7 +327,7 @@ func TestPipelinedSilentUnitCostsOnlyItself(t *testing.T) {
 	defer pool.Close()
 	pts := []modbus.Point{hp("a", 100, "int16"), hp("b", 200, "uint16"), hp("c", 300, "uint16")}
 	cfg := func(unit int) modbus.DeviceConfig {
-		return modbus.DeviceConfig{Target: "tcp://" + addr, Unit: intp(unit), Timeout: 100 * time.Millisecond, MaxGap: intp(0), MaxInflight: intp(8)}
+		return modbus.DeviceConfig{Target: "tcp://" + addr, Unit: intp(unit), Timeout: 200 * time.Millisecond, MaxGap: intp(0), MaxInflight: intp(8)}
 	}
 	var drivers []*modbus.Driver
 	for u := range healthy {
