@@ -262,20 +262,49 @@ func (l *link) roundTrip(ctx context.Context, req []byte, timeout time.Duration,
 	var (
 		ans []byte
 		err error
+		r   = &lastLook{stream: c, ctx: ctx}
 	)
 	switch l.framing {
 	case mbap:
-		ans, err = readMBAP(c, req)
+		ans, err = readMBAP(r, req)
 	case rtu:
-		ans, err = readRTU(c, req)
+		ans, err = readRTU(r, req)
 	case ascii:
-		ans, err = readASCII(c, req)
+		ans, err = readASCII(r, req)
 	}
 	if err != nil {
 		l.drop()
 		return nil, l.streamErr(ctx, "read", err)
 	}
 	return ans, nil
+}
+
+// lookGrace is how long lastLook's second look may wait.
+const lookGrace = time.Millisecond
+
+// lastLook reads the answer to one request from a stream whose deadline is
+// the request's timeout. Go fails a read whose deadline has passed without
+// looking at the socket, so an answer that arrived in time but is read late
+// — the agent's own process was not scheduled, on a loaded box with one
+// processor — would count as a timeout, and its values would be lost when
+// the retry reads newer ones. The first time the deadline has passed,
+// lastLook looks once more, waiting at most lookGrace: what is there is
+// taken. It does not look when ctx has ended (that deadline was set to cut
+// the request short).
+type lastLook struct {
+	stream
+	ctx    context.Context
+	looked bool
+}
+
+func (l *lastLook) Read(p []byte) (int, error) {
+	n, err := l.stream.Read(p)
+	if n == 0 && !l.looked && errors.Is(err, os.ErrDeadlineExceeded) && l.ctx.Err() == nil {
+		l.looked = true
+		l.stream.SetDeadline(time.Now().Add(lookGrace))
+		n, err = l.stream.Read(p)
+	}
+	return n, err
 }
 
 // streamErr classifies a stream error: the context's own end, a timeout,
