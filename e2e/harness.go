@@ -584,6 +584,9 @@ func (h *Harness) Count() Tally {
 			if p.Late {
 				late[p.Counter] = true
 				d.Late++
+				if p.Unread {
+					d.Unread++
+				}
 				continue
 			}
 			want[p.Counter]++
@@ -653,6 +656,7 @@ func (h *Harness) Count() Tally {
 		tally.OutOfOrder += d.OutOfOrder
 		tally.Unexpected += d.Unexpected
 		tally.Late += d.Late
+		tally.Unread += d.Unread
 		tally.Overwritten += d.Overwritten
 		tally.Tight += d.Tight
 	}
@@ -667,6 +671,7 @@ type Tally struct {
 	OutOfOrder, Unexpected             int
 	TapDesync, TapUnmatched            int
 	Late                               int // answers too late for the agent: not expected, not lost
+	Unread                             int // of Late: answers the agent reset its connection without reading
 	// Overwritten counts lost readings whose neighbouring poll of the
 	// same device is stored at the millisecond the lost one was served
 	// in: two polls under one timestamp, and InfluxDB kept the other.
@@ -685,8 +690,9 @@ type DeviceTally struct {
 	LostPolls, DupPolls                int
 	OutOfOrder, Unexpected             int
 	// Late counts answers served too late for the agent's timeout: not
-	// expected, not lost.
-	Late int
+	// expected, not lost. Unread counts those of them the agent reset its
+	// connection without reading.
+	Late, Unread int
 	// Overwritten: lost readings a neighbouring poll's point took the
 	// timestamp of (Tally.Overwritten).
 	Overwritten int
@@ -785,7 +791,10 @@ func (r Report) Print(t testing.TB) {
 		fmt.Fprintf(&b, "%-10s %10d %10d %8d %10d %12d\n", d.Device, d.Expected, d.Stored, d.Lost, d.Duplicated, d.OutOfOrder)
 	}
 	if r.Late > 0 {
-		fmt.Fprintf(&b, "answers served 0.9 s or more after their request (the agent may have timed out; not expected, not lost): %d\n", r.Late)
+		fmt.Fprintf(&b, "answers served 0.9 s or more after their request, or never read by the agent (it had timed out; not expected, not lost): %d\n", r.Late)
+	}
+	if r.Unread > 0 {
+		fmt.Fprintf(&b, "  of them never read: the agent reset its connection with the answer unread: %d\n", r.Unread)
 	}
 	if r.Unexpected > 0 || r.TapDesync > 0 || r.TapUnmatched > 0 {
 		fmt.Fprintf(&b, "stored counter readings never served: %d; tap: %d desynchronised connections, %d unmatched answers\n", r.Unexpected, r.TapDesync, r.TapUnmatched)

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"encoding/binary"
+	"errors"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -36,6 +38,9 @@ type Poll struct {
 	// agent may have given up on it (its request timeout) and it is not
 	// expected in the store; if it is stored anyway, that is no fault.
 	Late bool
+	// Unread: the agent reset the connection without reading the answer
+	// (it had given up on it: its own timeout), so it is Late too.
+	Unread bool
 }
 
 // NewServed returns an empty record.
@@ -95,10 +100,12 @@ func (s *Served) Anomalies() (desync, unmatched int) {
 	return s.desync, s.unmatched
 }
 
-func (s *Served) add(unit byte, p Poll) {
+// add records p and returns its index among unit's polls.
+func (s *Served) add(unit byte, p Poll) int {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.polls[unit] = append(s.polls[unit], p)
-	s.mu.Unlock()
+	return len(s.polls[unit]) - 1
 }
 
 type mbapReq struct {
@@ -116,6 +123,35 @@ type mbapTap struct {
 	reqs     map[uint16]mbapReq
 	up, down []byte
 	broken   bool
+	// sinceReq are the counter answers forwarded since the agent's last
+	// request on this connection (unit, index in Served.polls): without
+	// pipelining at most one, and the one a reset leaves unread.
+	sinceReq []pollRef
+}
+
+type pollRef struct {
+	unit byte
+	i    int
+}
+
+// End marks the counter answers forwarded since the agent's last request
+// Unread when the agent's side of the connection was reset: the agent
+// closed it with them unread, or they arrived after it closed (it had timed
+// out). A clean close (EOF) means it read everything.
+func (t *mbapTap) End(up bool, err error) {
+	if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+		return
+	}
+	t.mu.Lock()
+	refs := t.sinceReq
+	t.sinceReq = nil
+	t.mu.Unlock()
+	t.served.mu.Lock()
+	defer t.served.mu.Unlock()
+	for _, r := range refs {
+		p := &t.served.polls[r.unit][r.i]
+		p.Late, p.Unread = true, true
+	}
 }
 
 // maxADU is the largest Modbus TCP frame: 7 bytes of MBAP header and a
@@ -130,6 +166,7 @@ func (t *mbapTap) Upstream(b []byte) {
 		t.served.mu.Lock()
 		t.served.requests[unit]++
 		t.served.mu.Unlock()
+		t.sinceReq = t.sinceReq[:0]
 		if len(pdu) >= 5 && (pdu[0] == 3 || pdu[0] == 4) {
 			t.reqs[tid] = mbapReq{unit: unit, fc: pdu[0], addr: binary.BigEndian.Uint16(pdu[1:3]), at: now}
 		}
@@ -157,7 +194,8 @@ func (t *mbapTap) Downstream(b []byte) {
 			return
 		}
 		late := t.served.LateAfter > 0 && now.Sub(req.at) >= t.served.LateAfter
-		t.served.add(unit, Poll{Counter: binary.BigEndian.Uint64(pdu[2:10]), At: now, Late: late})
+		i := t.served.add(unit, Poll{Counter: binary.BigEndian.Uint64(pdu[2:10]), At: now, Late: late})
+		t.sinceReq = append(t.sinceReq, pollRef{unit, i})
 	})
 }
 

@@ -18,6 +18,9 @@ type Observer = faultproxy.Observer
 // Holder is an Observer that may hold a chunk back.
 type Holder = faultproxy.Holder
 
+// Ender is an Observer told how each direction of its connection ended.
+type Ender = faultproxy.Ender
+
 // The modes of a Proxy.
 const (
 	Pass      = faultproxy.Pass

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"io"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -80,5 +82,31 @@ func TestTapMarksLateAnswers(t *testing.T) {
 	p := s.Polls(3)
 	if len(p) != 2 || p[0].Late || !p[1].Late {
 		t.Fatalf("polls = %+v, want the first on time and the second late", p)
+	}
+}
+
+// An answer the agent reset its connection without reading (it had timed
+// out) is marked Unread and Late; a clean close marks nothing, and an
+// answer followed by another request was read.
+func TestTapMarksAnswersLeftUnread(t *testing.T) {
+	s := NewServed()
+	tap := s.Tap()()
+	tap.Upstream(mbap(1, 3, 3, 0, 0, 0, 4))
+	tap.Downstream(mbap(1, 3, 3, 8, 0, 0, 0, 0, 0, 0, 0, 1)) // read: a request follows
+	tap.Upstream(mbap(2, 3, 3, 0, 0, 0, 4))
+	tap.Downstream(mbap(2, 3, 3, 8, 0, 0, 0, 0, 0, 0, 0, 2)) // left unread
+	tap.(Ender).End(true, syscall.ECONNRESET)
+	p := s.Polls(3)
+	if len(p) != 2 || p[0].Late || p[0].Unread || !p[1].Late || !p[1].Unread {
+		t.Fatalf("polls = %+v, want the first read and the second unread", p)
+	}
+
+	s = NewServed()
+	tap = s.Tap()()
+	tap.Upstream(mbap(1, 4, 3, 0, 0, 0, 4))
+	tap.Downstream(mbap(1, 4, 3, 8, 0, 0, 0, 0, 0, 0, 0, 1))
+	tap.(Ender).End(true, io.EOF)
+	if p := s.Polls(4); len(p) != 1 || p[0].Late || p[0].Unread {
+		t.Fatalf("after a clean close polls = %+v, want one, read", p)
 	}
 }

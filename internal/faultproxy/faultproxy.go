@@ -78,6 +78,15 @@ type Observer interface {
 	Downstream(b []byte)
 }
 
+// Ender is an Observer told how each direction of its connection ended:
+// err is the read or write error that ended it (io.EOF for a peer that
+// closed cleanly). A peer that closes its socket with data unread, or gets
+// data after it closed, resets the connection (ECONNRESET, EPIPE): what was
+// forwarded to it last never reached it.
+type Ender interface {
+	End(up bool, err error)
+}
+
 // Holder is an Observer that may hold a chunk back: the proxy forwards
 // the chunk no earlier than the time Hold returns (zero: at once). It is
 // asked before the chunk is observed and written.
@@ -412,6 +421,9 @@ func (p *Proxy) pipe(l *link, src, dst net.Conn, obs Observer, up bool) {
 			}
 		}
 		if err != nil {
+			if e, ok := obs.(Ender); ok {
+				e.End(up, err)
+			}
 			break
 		}
 	}

@@ -293,3 +293,44 @@ func TestObserver(t *testing.T) {
 		t.Errorf("observed up %q, down %q; want %q both ways", rec.up.String(), rec.down.String(), want)
 	}
 }
+
+// ender records how each direction of a connection ended.
+type ender struct {
+	recorder
+	ends chan error
+}
+
+func (o *ender) End(up bool, err error) {
+	if up {
+		o.ends <- err
+	}
+}
+
+// A client that closes with an answer unread resets the connection, and
+// the Ender hears the reset; one that read everything closes cleanly.
+func TestEnderHearsAReset(t *testing.T) {
+	for _, read := range []bool{false, true} {
+		obs := &ender{ends: make(chan error, 1)}
+		p := newProxy(t, echoServer(t), func() Observer { return obs })
+		c, r := dial(t, p)
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // the echo is in c's socket
+		if read {
+			if _, err := r.ReadString('\n'); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Close()
+		select {
+		case err := <-obs.ends:
+			reset := errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+			if reset == read {
+				t.Errorf("read %v: the client's side ended with %v; want a reset only when the answer was left unread", read, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("read %v: End was not called", read)
+		}
+	}
+}
