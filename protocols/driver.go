@@ -50,6 +50,15 @@ type Counter interface {
 	Requests() uint64
 }
 
+// ErrorKinds is a Driver that counts its failed requests by kind (the
+// wire.Error* constants: timeout, io, frame, exception, bad_status,
+// bad_value). The agent reports them in the device's health. ErrorsByKind
+// returns a new map holding only the kinds counted at least once; it may be
+// called from any goroutine.
+type ErrorKinds interface {
+	ErrorsByKind() map[string]uint64
+}
+
 // FieldError is a problem with one key of a driver's configuration section.
 // Field is the key's path below the section (for example "max_gap", or
 // "target"); the config loader turns it into FILE:LINE:COL: path: message.

@@ -11,9 +11,10 @@ import (
 
 func TestControlRoundTrip(t *testing.T) {
 	h := Health{V: Version, Agent: "gw", Site: "s", TS: 5, UptimeS: 60,
-		Spool:     SpoolHealth{Batches: 2, Bytes: 300, LastSeq: 9},
-		Forwarder: ForwardHealth{Connected: true, PublishedBatch: 4},
-		Devices:   []DeviceHealth{{ID: "dye-01", Protocol: "modbus", State: DeviceOK, Reads: 10, LatencyMs: 1.5}}}
+		Spool:     SpoolHealth{Batches: 2, Bytes: 300, LastSeq: 9, DroppedOldest: 7, DroppedExpired: 3, DroppedCorrupt: 11, LostSamples: 5},
+		Forwarder: ForwardHealth{Connected: true, PublishedBatch: 4, SamplesPerS: 12.5, BatchesPerS: 0.25},
+		Devices: []DeviceHealth{{ID: "dye-01", Protocol: "modbus", State: DeviceOK, Reads: 10, LatencyMs: 1.5,
+			ErrorsByKind: map[string]uint64{ErrorTimeout: 3, ErrorException: 1}}}}
 	st := Status{V: Version, Agent: "gw", Site: "s", State: Online, Version: "v1.0.0", Devices: []string{"dye-01"},
 		Points: []DevicePoints{{Device: "dye-01", Protocol: "modbus", Points: []PointInfo{{Name: "bath_temp", Unit: "°C", Type: "int16"}, {Name: "running"}}}}, TS: 7}
 	cmd := Command{V: Version, ID: "c-1", Name: CmdConfig, Config: "agent: {id: gw}\n", TS: 8}
@@ -164,3 +165,27 @@ func decStatus(b []byte) error  { var s Status; return DecodeStatus(b, &s) }
 func decHealth(b []byte) error  { var h Health; return DecodeHealth(b, &h) }
 func decCommand(b []byte) error { var c Command; return DecodeCommand(b, &c) }
 func decReply(b []byte) error   { var r Reply; return DecodeReply(b, &r) }
+
+// TestHealthKeys pins the JSON keys of the health figures the gateway and
+// the docs (docs/wire.md) name.
+func TestHealthKeys(t *testing.T) {
+	h := Health{V: Version, Agent: "gw", Site: "s",
+		Spool:     SpoolHealth{DroppedExpired: 3, DroppedCorrupt: 11, LostSamples: 5},
+		Forwarder: ForwardHealth{SamplesPerS: 12.5, BatchesPerS: 0.25},
+		Devices: []DeviceHealth{{ID: "a", State: DeviceOK, ErrorsByKind: map[string]uint64{ErrorTimeout: 3, ErrorIO: 2}},
+			{ID: "b", State: DeviceOK}}}
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{`"dropped_expired":3`, `"dropped_corrupt":11`, `"lost_samples":5`,
+		`"samples_per_s":12.5`, `"batches_per_s":0.25`, `"errors_by_kind":{"io":2,"timeout":3}`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("health JSON lacks %s:\n%s", want, s)
+		}
+	}
+	if n := strings.Count(s, "errors_by_kind"); n != 1 {
+		t.Errorf("errors_by_kind %d times, want once (left out for the device without): %s", n, s)
+	}
+}

@@ -65,7 +65,14 @@ type SpoolHealth struct {
 	OldestAgeMs   int64  `json:"oldest_age_ms"`
 	DroppedOldest uint64 `json:"dropped_oldest"` // samples dropped by drop_oldest or max_age
 	DroppedNewest uint64 `json:"dropped_newest"` // samples refused by drop_newest
-	LastSeq       uint64 `json:"last_seq"`
+	// DroppedExpired is the part of DroppedOldest dropped by max_age.
+	DroppedExpired uint64 `json:"dropped_expired"`
+	// DroppedCorrupt counts samples lost with a corrupt spool file or batch.
+	DroppedCorrupt uint64 `json:"dropped_corrupt"`
+	// LostSamples counts samples whose batch the spool refused or failed to
+	// store (disk errors), counted by the pipeline.
+	LostSamples uint64 `json:"lost_samples"`
+	LastSeq     uint64 `json:"last_seq"`
 }
 
 // ForwardHealth is the agent's link to the broker.
@@ -75,21 +82,30 @@ type ForwardHealth struct {
 	PublishedSamp  uint64 `json:"published_samples"`
 	Reconnects     uint64 `json:"reconnects"`
 	LastError      string `json:"last_error,omitempty"`
+	// SamplesPerS and BatchesPerS are the publish rate (acknowledged by the
+	// broker) since the previous health message, or since the agent started
+	// for the first one.
+	SamplesPerS float64 `json:"samples_per_s"`
+	BatchesPerS float64 `json:"batches_per_s"`
 }
 
 // DeviceHealth is one device as its driver sees it.
 type DeviceHealth struct {
-	ID        string  `json:"id"`
-	Protocol  string  `json:"protocol"`
-	State     string  `json:"state"` // DeviceOK, DeviceDegraded or DeviceDown
-	Reads     uint64  `json:"reads"`
-	Errors    uint64  `json:"errors"`
-	Requests  uint64  `json:"requests,omitempty"` // protocol requests (Modbus PDUs, OPC UA Reads)
-	Overruns  uint64  `json:"overruns,omitempty"`
-	LatencyMs float64 `json:"latency_ms"` // last read's round trip
-	LastError string  `json:"last_error,omitempty"`
-	LastOK    int64   `json:"last_ok,omitempty"` // ms since epoch
-	Samples   uint64  `json:"samples"`
+	ID       string `json:"id"`
+	Protocol string `json:"protocol"`
+	State    string `json:"state"` // DeviceOK, DeviceDegraded or DeviceDown
+	Reads    uint64 `json:"reads"`
+	Errors   uint64 `json:"errors"`
+	// ErrorsByKind counts the driver's failed requests by kind (the Error*
+	// constants); kinds never seen are left out, and so is the map for a
+	// driver that does not count them.
+	ErrorsByKind map[string]uint64 `json:"errors_by_kind,omitempty"`
+	Requests     uint64            `json:"requests,omitempty"` // protocol requests (Modbus PDUs, OPC UA Reads)
+	Overruns     uint64            `json:"overruns,omitempty"`
+	LatencyMs    float64           `json:"latency_ms"` // last read's round trip
+	LastError    string            `json:"last_error,omitempty"`
+	LastOK       int64             `json:"last_ok,omitempty"` // ms since epoch
+	Samples      uint64            `json:"samples"`
 }
 
 // Device states.
@@ -97,6 +113,16 @@ const (
 	DeviceOK       = "ok"
 	DeviceDegraded = "degraded"
 	DeviceDown     = "down"
+)
+
+// Kinds of device errors in DeviceHealth.ErrorsByKind.
+const (
+	ErrorTimeout   = "timeout"    // no answer in time
+	ErrorIO        = "io"         // connection refused, reset or closed
+	ErrorFrame     = "frame"      // a malformed or mismatched answer
+	ErrorException = "exception"  // a Modbus exception answer
+	ErrorBadStatus = "bad_status" // an OPC UA service or value with a Bad status
+	ErrorBadValue  = "bad_value"  // a value that cannot be a reading (NaN, infinite)
 )
 
 // Command is published by the gateway on {prefix}/{site}/{agent}/cmd/{name}.

@@ -106,6 +106,7 @@ type Driver struct {
 	maxRead int          // 0: no limit known
 	stats   Stats
 	lostAt  time.Time
+	kinds   errorKinds // failures by kind (kinds.go)
 }
 
 var policies = map[string]string{
@@ -293,6 +294,7 @@ func (d *Driver) Close() error {
 
 func (d *Driver) noteErr(err error) {
 	d.mu.Lock()
+	d.kinds.count(err)
 	d.stats.LastError = err.Error()
 	d.mu.Unlock()
 }
@@ -304,6 +306,7 @@ func (d *Driver) lost(err error) error {
 		err = fmt.Errorf("%w (%w)", err, protocols.ErrNotConnected)
 	}
 	d.mu.Lock()
+	d.kinds.count(err)
 	d.stats.LastError = err.Error()
 	d.stats.Connected = false
 	if d.lostAt.IsZero() {

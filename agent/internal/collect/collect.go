@@ -362,5 +362,10 @@ func (d *device) snapshot() wire.DeviceHealth {
 	if c, ok := d.Driver.(protocols.Counter); ok {
 		h.Requests = c.Requests()
 	}
+	if k, ok := d.Driver.(protocols.ErrorKinds); ok {
+		if m := k.ErrorsByKind(); len(m) > 0 {
+			h.ErrorsByKind = m
+		}
+	}
 	return h
 }
