@@ -37,6 +37,11 @@ func (a *Agent) onCommand(topic string, payload []byte) {
 }
 
 func (a *Agent) commandLoop(ctx context.Context) {
+	// A trial carried over from before a restart is watched first, as a
+	// config command's trial is: commands wait for it.
+	if a.resumed != nil {
+		a.watchBroker(ctx, a.resumed)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -183,31 +188,74 @@ func (a *Agent) configCommand(ctx context.Context, cmd wire.Command) {
 	a.mu.Lock()
 	prevRaw, prevHash, old := a.raw, a.hash, a.cfg
 	a.mu.Unlock()
-	if err := writeConfig(a.opts.ConfigPath, raw, prevRaw); err != nil {
+	newHash := config.Hash(raw)
+	changed := brokerChanged(old, cfg)
+	if err := a.saveRemoteConfig(cmd.ID, raw, prevRaw, prevHash, changed); err != nil {
 		a.cmdErrors.Add(1)
 		a.reply(wire.Reply{ID: cmd.ID, Error: fmt.Sprintf("config not saved, nothing changed: %v", err)})
 		return
 	}
-	newHash := config.Hash(raw)
 	a.log.Info("remote config saved; applying", "id", cmd.ID, "hash", newHash, "previous", prevHash)
 	// Reply before a broker change drops this connection.
-	changed := brokerChanged(old, cfg)
 	if changed {
 		a.reply(wire.Reply{ID: cmd.ID, OK: true, ConfigHash: newHash})
 	}
+	since := time.Now()
 	gen := a.apply(cfg, raw)
 	if !changed {
 		a.reply(wire.Reply{ID: cmd.ID, OK: true, ConfigHash: newHash})
 		return
 	}
-	a.watchBroker(ctx, cmd.ID, gen, old, prevRaw, prevHash, newHash)
+	a.watchBroker(ctx, &trialWatch{id: cmd.ID, gen: gen, since: since, window: a.opts.RollbackAfter,
+		old: old, prevRaw: prevRaw, prevHash: prevHash, newHash: newHash})
+}
+
+// saveRemoteConfig keeps the running config as FILE.prev and writes raw
+// to the config file. With a broker change, the trial is recorded between
+// the two (FILE.trial): a restart at any point then finds either the old
+// file (and drops the stale trial) or the new one with its trial.
+func (a *Agent) saveRemoteConfig(id string, raw, prevRaw []byte, prevHash string, trialToo bool) error {
+	path := a.opts.ConfigPath
+	if err := writeAtomic(path+".prev", prevRaw); err != nil {
+		return fmt.Errorf("keeping the previous config: %w", err)
+	}
+	if trialToo {
+		t := trial{Hash: config.Hash(raw), Started: time.Now().UTC(), RollbackAfter: a.opts.RollbackAfter.String(),
+			Prev: path + ".prev", PrevHash: prevHash, Command: id}
+		if err := writeTrial(path, t); err != nil {
+			return fmt.Errorf("recording the trial: %w", err)
+		}
+	} else {
+		a.endTrial("a config with the same broker settings replaced it")
+	}
+	if err := writeAtomic(path, raw); err != nil {
+		if trialToo {
+			a.endTrial("the config was not saved")
+		}
+		return err
+	}
+	return nil
+}
+
+// trialWatch is a config on trial: it must reach the broker within window
+// from since, or old comes back.
+type trialWatch struct {
+	id                string // the config command's id ("" if unknown)
+	gen               uint64 // the applyGen of the config on trial
+	since             time.Time
+	window            time.Duration
+	old               *config.Agent
+	prevRaw           []byte
+	prevHash, newHash string
+	resumed           bool // carried on after a restart
 }
 
 // watchBroker restores the previous config when the new one cannot reach
-// the broker within RollbackAfter.
-func (a *Agent) watchBroker(ctx context.Context, id string, gen uint64, old *config.Agent, prevRaw []byte, prevHash, newHash string) {
-	applied := time.Now()
-	deadline := time.NewTimer(a.opts.RollbackAfter)
+// the broker within the trial's window. The trial file is removed when the
+// trial ends either way, or when another config replaced the one on trial;
+// it stays when ctx ends (the next start carries the trial on).
+func (a *Agent) watchBroker(ctx context.Context, w *trialWatch) {
+	deadline := time.NewTimer(time.Until(w.since.Add(w.window)))
 	defer deadline.Stop()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -219,37 +267,55 @@ func (a *Agent) watchBroker(ctx context.Context, id string, gen uint64, old *con
 			a.mu.Lock()
 			cur := a.applyGen
 			a.mu.Unlock()
-			if cur != gen {
-				return // replaced since
+			if cur != w.gen {
+				a.endTrial("another config replaced the one on trial")
+				return
 			}
-			if f := a.forwarder(); f.Connected() && !f.ConnectedAt().Before(applied) {
-				a.log.Info("new config reached the broker", "hash", newHash)
+			if f := a.forwarder(); f.Connected() && !f.ConnectedAt().Before(w.since) {
+				a.log.Info("new config reached the broker", "hash", w.newHash)
+				a.endTrial("passed: the config reached the broker")
 				return
 			}
 		case <-deadline.C:
-			note := fmt.Sprintf("config %s could not reach the broker within %v; rolled back to %s", newHash, a.opts.RollbackAfter, prevHash)
-			a.log.Error("rolling back the config: the broker is unreachable with it", "hash", newHash, "previous", prevHash, "after", a.opts.RollbackAfter)
-			if err := writeConfig(a.opts.ConfigPath, prevRaw, nil); err != nil {
-				a.log.Error("rollback: restoring the previous file", "err", err)
-			}
-			a.rollbacks.Add(1)
-			a.mu.Lock()
-			a.rolled = note
-			a.mu.Unlock()
-			a.apply(old, prevRaw)
-			// Tell the platform once the old settings connect again.
-			go func() {
-				for i := 0; i < 600 && ctx.Err() == nil; i++ {
-					if a.forwarder().Connected() {
-						a.reply(wire.Reply{ID: id, Error: note, ConfigHash: prevHash})
-						return
-					}
-					time.Sleep(100 * time.Millisecond)
-				}
-			}()
+			a.rollback(ctx, w)
 			return
 		}
 	}
+}
+
+func (a *Agent) rollback(ctx context.Context, w *trialWatch) {
+	note := fmt.Sprintf("config %s could not reach the broker within %v; rolled back to %s", w.newHash, w.window, w.prevHash)
+	if w.resumed {
+		note = fmt.Sprintf("config %s could not reach the broker within %v of the agent's restart during its trial; rolled back to %s",
+			w.newHash, w.window, w.prevHash)
+	}
+	a.log.Error("rolling back the config: the broker is unreachable with it", "hash", w.newHash, "previous", w.prevHash,
+		"after", w.window, "after_restart", w.resumed)
+	if err := writeConfig(a.opts.ConfigPath, w.prevRaw, nil); err != nil {
+		// The trial file stays: the next start finds the config on trial
+		// still in the file and tries again.
+		a.log.Error("rollback: restoring the previous file", "err", err)
+	} else {
+		a.endTrial("rolled back")
+	}
+	a.rollbacks.Add(1)
+	a.mu.Lock()
+	a.rolled = note
+	a.mu.Unlock()
+	a.apply(w.old, w.prevRaw)
+	if w.id == "" {
+		return
+	}
+	// Tell the platform once the old settings connect again.
+	go func() {
+		for i := 0; i < 600 && ctx.Err() == nil; i++ {
+			if a.forwarder().Connected() {
+				a.reply(wire.Reply{ID: w.id, Error: note, ConfigHash: w.prevHash})
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
 }
 
 // writeConfig replaces path by data atomically (temporary file, fsync,

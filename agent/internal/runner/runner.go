@@ -83,6 +83,7 @@ type Agent struct {
 	cmdErrors atomic.Uint64
 	cmdQueue  chan cmdMsg
 	rollbacks atomic.Uint64
+	resumed   *trialWatch // a config trial carried over from before a restart (trial.go)
 }
 
 // Run runs the agent of the config file at opts.ConfigPath until ctx ends.
@@ -116,6 +117,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	a := &Agent{opts: opts, log: log, started: time.Now(), cfg: cfg, raw: raw, hash: config.Hash(raw),
 		cmdQueue: make(chan cmdMsg, 16), healthSet: make(chan struct{}, 1)}
+	a.resumed = a.resumeTrial(raw)
 
 	overflow, err := spool.ParseOverflow(cfg.Spool.Overflow)
 	if err != nil {
