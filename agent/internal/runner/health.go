@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/weftiot/weft/internal/sdnotify"
@@ -41,11 +42,13 @@ func (a *Agent) Health() wire.Health {
 	cfg, hash, coll, fwd, rolled := a.cfg, a.hash, a.coll, a.fwd, a.rolled
 	a.mu.Unlock()
 	st := a.sp.Stats()
+	p := a.pipeline()
 	fh := fwd.Health()
 	if rolled != "" && fh.LastError == "" {
 		fh.LastError = rolled
 	}
 	now := time.Now()
+	fh.BatchesPerS, fh.SamplesPerS = a.rate.since(a.started, now, fh)
 	return wire.Health{
 		V:          wire.Version,
 		Agent:      cfg.Agent.ID,
@@ -55,17 +58,61 @@ func (a *Agent) Health() wire.Health {
 		ConfigHash: hash,
 		UptimeS:    int64(now.Sub(a.started).Seconds()),
 		Spool: wire.SpoolHealth{
-			Batches:       st.Batches,
-			Bytes:         st.Bytes,
-			Samples:       st.Samples,
-			OldestAgeMs:   st.OldestAge.Milliseconds(),
-			DroppedOldest: st.DroppedOldest,
-			DroppedNewest: st.DroppedNewest,
-			LastSeq:       st.LastSeq,
+			Batches:        st.Batches,
+			Bytes:          st.Bytes,
+			Samples:        st.Samples,
+			OldestAgeMs:    st.OldestAge.Milliseconds(),
+			DroppedOldest:  st.DroppedOldest,
+			DroppedNewest:  st.DroppedNewest,
+			DroppedExpired: st.DroppedExpired,
+			DroppedCorrupt: st.DroppedCorrupt,
+			LostSamples:    p.lost,
+			LastSeq:        st.LastSeq,
 		},
 		Forwarder: fh,
 		Devices:   coll.health(),
 	}
+}
+
+// publishRate turns the forwarder's cumulative publish counters into the
+// rate health reports: over the time since the last health message was
+// published, or since the agent started before the first one.
+type publishRate struct {
+	mu               sync.Mutex
+	at               time.Time // the last published health message; zero before it
+	batches, samples uint64    // the counters it carried
+}
+
+// since returns batches/s and samples/s from the last published health
+// message (or from started) to now. A counter lower than the one last
+// published was reset (a new forwarder after a config change): it is taken
+// as counted from zero, as Prometheus's rate() does.
+func (r *publishRate) since(started, now time.Time, fh wire.ForwardHealth) (batches, samples float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	from := r.at
+	if from.IsZero() {
+		from = started
+	}
+	dt := now.Sub(from).Seconds()
+	if dt <= 0 {
+		return 0, 0
+	}
+	delta := func(cur, prev uint64) float64 {
+		if cur < prev {
+			return float64(cur)
+		}
+		return float64(cur - prev)
+	}
+	return delta(fh.PublishedBatch, r.batches) / dt, delta(fh.PublishedSamp, r.samples) / dt
+}
+
+// published makes the health message h the start of the next interval.
+func (r *publishRate) published(h wire.Health) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.at = time.UnixMilli(h.TS)
+	r.batches, r.samples = h.Forwarder.PublishedBatch, h.Forwarder.PublishedSamp
 }
 
 // healthLoop publishes health every agent.health_interval and, when systemd
@@ -122,5 +169,7 @@ func (a *Agent) publishHealth() {
 	a.mu.Unlock()
 	if err := a.forwarder().Publish(topic, 0, false, b, 5*time.Second); err != nil {
 		a.log.Debug("health not published", "err", err)
+		return
 	}
+	a.rate.published(h)
 }

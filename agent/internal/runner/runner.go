@@ -84,6 +84,7 @@ type Agent struct {
 	cmdQueue  chan cmdMsg
 	rollbacks atomic.Uint64
 	resumed   *trialWatch // a config trial carried over from before a restart (trial.go)
+	rate      publishRate // the publish rate in health (health.go)
 }
 
 // Run runs the agent of the config file at opts.ConfigPath until ctx ends.
