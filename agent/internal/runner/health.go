@@ -107,11 +107,17 @@ func (r *publishRate) since(started, now time.Time, fh wire.ForwardHealth) (batc
 	return delta(fh.PublishedBatch, r.batches) / dt, delta(fh.PublishedSamp, r.samples) / dt
 }
 
-// published makes the health message h the start of the next interval.
+// published makes the health message h the start of the next interval,
+// unless a later one was published meanwhile (the connect-time message and
+// the periodic one may be sent at the same moment).
 func (r *publishRate) published(h wire.Health) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.at = time.UnixMilli(h.TS)
+	at := time.UnixMilli(h.TS)
+	if at.Before(r.at) {
+		return
+	}
+	r.at = at
 	r.batches, r.samples = h.Forwarder.PublishedBatch, h.Forwarder.PublishedSamp
 }
 

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weftiot/weft/internal/testservers"
+	modbussim "github.com/weftiot/weft/sim/modbus"
 	"github.com/weftiot/weft/wire"
 )
 
@@ -51,7 +53,75 @@ func TestHealthEveryInterval(t *testing.T) {
 	if len(h.Devices) != 1 {
 		t.Fatalf("health devices %+v, want 1", h.Devices)
 	}
+	// The publish rate is the counters' difference between two messages
+	// over their time apart (to within the millisecond of ts), and about
+	// what one device of two points polled every 100ms makes.
+	rcv.mu.Lock()
+	hs := append([]wire.Health(nil), rcv.health[n0:]...)
+	rcv.mu.Unlock()
+	for i := 1; i < len(hs); i++ {
+		prev, cur := hs[i-1], hs[i]
+		dt := float64(cur.TS-prev.TS) / 1000
+		want := float64(cur.Forwarder.PublishedSamp-prev.Forwarder.PublishedSamp) / dt
+		if got := cur.Forwarder.SamplesPerS; got < 5 || got > 100 || math.Abs(got-want) > 0.02*want+0.5 {
+			t.Errorf("health %d: samples_per_s %.2f, want %.2f (%d samples in %.3fs) and between 5 and 100", i, got, want, cur.Forwarder.PublishedSamp-prev.Forwarder.PublishedSamp, dt)
+		}
+		wantB := float64(cur.Forwarder.PublishedBatch-prev.Forwarder.PublishedBatch) / dt
+		if got := cur.Forwarder.BatchesPerS; got <= 0 || math.Abs(got-wantB) > 0.02*wantB+0.5 {
+			t.Errorf("health %d: batches_per_s %.2f, want %.2f", i, got, wantB)
+		}
+	}
 	if d := h.Devices[0]; d.State != wire.DeviceOK || d.Reads == 0 || d.Requests == 0 || d.LatencyMs <= 0 || d.LastOK == 0 || d.Samples == 0 {
 		t.Errorf("device health %+v: want state, reads, requests, latency, last ok and samples", d)
+	}
+}
+
+// Issue 6: errors by kind. Against the simulator, a point on a register the
+// device does not have is answered with exception 2, and requests the
+// device leaves unanswered time out; each shows under its kind in the
+// health message the gateway receives.
+func TestHealthErrorsByKind(t *testing.T) {
+	sim := startSim(t, 1)
+	broker := testservers.Mosquitto(t)
+	rcv := listen(t, broker.URL, "kinds-listener")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.yaml")
+	cfg := agentConfig(filepath.Join(dir, "data"), broker.URL, sim.Addr(), 1, "")
+	missing := strings.Replace(cfg, "timeout: 500ms}", "timeout: 200ms, max_gap: 0}", 1) +
+		"      - {name: missing, table: holding, address: 1000, type: uint16}\n"
+	if !strings.Contains(missing, "max_gap: 0") {
+		t.Fatalf("the test config has no modbus timeout to change:\n%s", cfg)
+	}
+	os.WriteFile(path, []byte(missing), 0o644)
+	startAgent(t, testOptions(path))
+	last := func() (wire.DeviceHealth, bool) {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		if len(rcv.health) == 0 || len(rcv.health[len(rcv.health)-1].Devices) == 0 {
+			return wire.DeviceHealth{}, false
+		}
+		return rcv.health[len(rcv.health)-1].Devices[0], true
+	}
+	waitUntil(t, "an exception in the health message", 10*time.Second, func() bool {
+		d, ok := last()
+		return ok && d.ErrorsByKind[wire.ErrorException] > 0
+	})
+	if d, _ := last(); d.ErrorsByKind[wire.ErrorTimeout] != 0 || d.ErrorsByKind[wire.ErrorIO] != 0 {
+		t.Errorf("errors by kind %v before any fault: want only exceptions", d.ErrorsByKind)
+	}
+
+	sim.SetFault(modbussim.Fault{DropNext: 3})
+	waitUntil(t, "timeouts in the health message", 15*time.Second, func() bool {
+		d, ok := last()
+		return ok && d.ErrorsByKind[wire.ErrorTimeout] >= 3
+	})
+	d, _ := last()
+	if d.ErrorsByKind[wire.ErrorTimeout] != 3 {
+		t.Errorf("errors by kind %v: want 3 timeouts, one per request the simulator left unanswered", d.ErrorsByKind)
+	}
+	for k, n := range d.ErrorsByKind {
+		if n == 0 {
+			t.Errorf("kind %q sent with 0: zero kinds are left out", k)
+		}
 	}
 }

@@ -87,15 +87,24 @@ broker `, e(h.Agent), e(h.Agent), e(h.Site), e(h.Version), e(h.ConfigHash), h.Up
 	if h.Forwarder.LastError != "" {
 		fmt.Fprintf(bw, "\n(%s)", e(h.Forwarder.LastError))
 	}
+	fmt.Fprintf(bw, " · publishing %.1f samples/s, %.2f batches/s", h.Forwarder.SamplesPerS, h.Forwarder.BatchesPerS)
 	sp := h.Spool
 	fmt.Fprintf(bw, `</p>
 <p>spool: %d batches, %d samples, %d bytes, oldest %v;
-dropped %d oldest / %d newest; last seq %d</p>
-<table><tr><th>device<th>protocol<th>state<th>reads<th>errors<th>requests<th>latency ms<th>samples<th>last error
-`, sp.Batches, sp.Samples, sp.Bytes, time.Duration(sp.OldestAgeMs)*time.Millisecond, sp.DroppedOldest, sp.DroppedNewest, sp.LastSeq)
+dropped %d oldest (%d of them expired) / %d newest / %d corrupt; %d lost by the pipeline; last seq %d</p>
+<table><tr><th>device<th>protocol<th>state<th>reads<th>errors<th>errors by kind<th>requests<th>latency ms<th>samples<th>last error
+`, sp.Batches, sp.Samples, sp.Bytes, time.Duration(sp.OldestAgeMs)*time.Millisecond, sp.DroppedOldest, sp.DroppedExpired, sp.DroppedNewest, sp.DroppedCorrupt, sp.LostSamples, sp.LastSeq)
 	for _, d := range h.Devices {
-		fmt.Fprintf(bw, "<tr><td>%s<td>%s<td class=\"%s\">%s<td>%d<td>%d<td>%d<td>%.1f<td>%d<td>%s\n",
-			e(d.ID), e(d.Protocol), e(d.State), e(d.State), d.Reads, d.Errors, d.Requests, d.LatencyMs, d.Samples, e(d.LastError))
+		fmt.Fprintf(bw, "<tr><td>%s<td>%s<td class=\"%s\">%s<td>%d<td>%d<td>",
+			e(d.ID), e(d.Protocol), e(d.State), e(d.State), d.Reads, d.Errors)
+		sep := ""
+		for _, k := range errorKinds {
+			if n := d.ErrorsByKind[k]; n > 0 {
+				fmt.Fprintf(bw, "%s%s %d", sep, k, n)
+				sep = ", "
+			}
+		}
+		fmt.Fprintf(bw, "<td>%d<td>%.1f<td>%d<td>%s\n", d.Requests, d.LatencyMs, d.Samples, e(d.LastError))
 	}
 	bw.WriteString("</table>")
 	return bw.Flush()
@@ -164,9 +173,19 @@ func (a *Agent) writeMetrics(w io.Writer) error {
 			}
 		}
 	}
+	e.family("weft_agent_device_errors_by_kind_total", counter, "Failed requests of the device by kind: timeout, io, frame, exception, bad_status, bad_value (health's errors_by_kind; 0 for a kind not seen).")
+	for _, d := range h.Devices {
+		for _, k := range errorKinds {
+			e.sample("weft_agent_device_errors_by_kind_total", float64(d.ErrorsByKind[k]), "device", d.ID, "kind", k, "protocol", d.Protocol)
+		}
+	}
 	e.process()
 	return e.w.Flush()
 }
+
+// errorKinds are the kinds of DeviceHealth.ErrorsByKind, in the order
+// /metrics and the status page show them.
+var errorKinds = [...]string{wire.ErrorTimeout, wire.ErrorIO, wire.ErrorFrame, wire.ErrorException, wire.ErrorBadStatus, wire.ErrorBadValue}
 
 func b2f(b bool) float64 {
 	if b {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/weftiot/weft/internal/testservers"
+	modbussim "github.com/weftiot/weft/sim/modbus"
 	"github.com/weftiot/weft/wire"
 )
 
@@ -40,10 +41,23 @@ func TestLocalHTTPEndpoint(t *testing.T) {
 		return a.forwarder().Connected() && a.forwarder().Health().PublishedBatch > 0
 	})
 
+	// Two requests left unanswered: timeouts, which /metrics must show as
+	// health does. The figures are read health, metrics, health: each
+	// metric lies between the two health readings.
+	sim.SetFault(modbussim.Fault{DropNext: 2})
+	waitUntil(t, "two timeouts", 10*time.Second, func() bool {
+		n := uint64(0)
+		for _, d := range a.Health().Devices {
+			n += d.ErrorsByKind[wire.ErrorTimeout]
+		}
+		return n >= 2
+	})
+	before := a.Health()
 	code, body := get(t, base+"/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)
 	}
+	after := a.Health()
 	for _, want := range []string{
 		`weft_agent_info{agent="a1",config_hash="`,
 		"weft_agent_spool_batches ",
@@ -74,6 +88,62 @@ func TestLocalHTTPEndpoint(t *testing.T) {
 	if f := fams["weft_agent_device_state"]; f == nil || len(f.GetMetric()) != 6 {
 		t.Errorf("weft_agent_device_state: want 3 states x 2 devices, got %v", f)
 	}
+	// The same figures as health: errors by kind per device, and every
+	// dropped count.
+	value := func(family string, labels ...string) (float64, bool) {
+		for _, m := range fams[family].GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			match := true
+			for i := 0; i+1 < len(labels); i += 2 {
+				match = match && have[labels[i]] == labels[i+1]
+			}
+			if match {
+				if c := m.GetCounter(); c != nil {
+					return c.GetValue(), true
+				}
+				return m.GetGauge().GetValue(), true
+			}
+		}
+		return 0, false
+	}
+	between := func(what string, got float64, lo, hi uint64) {
+		t.Helper()
+		if got < float64(lo) || got > float64(hi) {
+			t.Errorf("%s: /metrics %v, health %d then %d", what, got, lo, hi)
+		}
+	}
+	timeouts := 0.0
+	for i, d := range before.Devices {
+		for _, k := range errorKinds {
+			got, ok := value("weft_agent_device_errors_by_kind_total", "device", d.ID, "kind", k, "protocol", "modbus")
+			if !ok {
+				t.Errorf("/metrics has no weft_agent_device_errors_by_kind_total for %s kind %s", d.ID, k)
+			}
+			between(d.ID+" "+k, got, d.ErrorsByKind[k], after.Devices[i].ErrorsByKind[k])
+			if k == wire.ErrorTimeout {
+				timeouts += got
+			}
+		}
+	}
+	if timeouts < 2 {
+		t.Errorf("/metrics: %v timeouts, want the 2 requests left unanswered", timeouts)
+	}
+	for _, c := range []struct {
+		reason string
+		lo, hi uint64
+	}{
+		{"expired", before.Spool.DroppedExpired, after.Spool.DroppedExpired},
+		{"corrupt", before.Spool.DroppedCorrupt, after.Spool.DroppedCorrupt},
+		{"newest", before.Spool.DroppedNewest, after.Spool.DroppedNewest},
+	} {
+		got, _ := value("weft_agent_spool_dropped_samples_total", "reason", c.reason)
+		between("dropped "+c.reason, got, c.lo, c.hi)
+	}
+	got, _ := value("weft_agent_pipeline_lost_samples_total")
+	between("pipeline lost", got, before.Spool.LostSamples, after.Spool.LostSamples)
 	// Every weft_ metric is documented in docs/metrics.md.
 	doc, err := os.ReadFile("../../../docs/metrics.md")
 	if err != nil {
