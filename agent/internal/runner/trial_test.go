@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/weftiot/weft/config"
+	"github.com/weftiot/weft/internal/testbin"
 	"github.com/weftiot/weft/internal/testlog"
 	"github.com/weftiot/weft/internal/testservers"
 	"github.com/weftiot/weft/wire"
@@ -274,4 +276,70 @@ func FuzzDecodeTrial(f *testing.F) {
 			t.Fatalf("accepted %+v from %q", *tr, in)
 		}
 	})
+}
+
+// The audit's case, on a real `weft-agent run`: a config whose broker is
+// unreachable is pushed over MQTT, the agent is SIGKILLed within
+// rollback_after, and restarted: it carries the trial on, rolls back to
+// the old config, reaches the broker with it, and answers the command.
+func TestTrialSurvivesKill9RealProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the weft-agent binary")
+	}
+	bin := testbin.Path(t, "weft-agent")
+	s := newTrialSetup(t, "trial-kill")
+	const window = 3 * time.Second
+	withWindow := func(c string) string {
+		return strings.Replace(c, "  health_interval: 500ms\n", "  health_interval: 500ms\n  rollback_after: "+window.String()+"\n", 1)
+	}
+	orig, dead := withWindow(s.orig), withWindow(s.dead)
+	os.WriteFile(s.path, []byte(orig), 0o644)
+	origHash, deadHash := config.Hash([]byte(orig)), config.Hash([]byte(dead))
+
+	p := startProcess(t, bin, s.path, s.log)
+	waitUntil(t, "online", 20*time.Second, func() bool {
+		st := s.rcv.lastStatus()
+		return st.State == wire.Online && st.ConfigHash == origHash
+	})
+	s.rcv.command(t, wire.Command{ID: "k9", Name: wire.CmdConfig, Config: dead})
+	waitUntil(t, "ok reply", 10*time.Second, func() bool { return s.rcv.reply("k9", 1) != nil })
+	if r := s.rcv.reply("k9", 1)[0]; !r.OK || r.ConfigHash != deadHash {
+		t.Fatalf("reply %+v, want ok with %s", r, deadHash)
+	}
+	waitUntil(t, "the will marks the agent offline", 10*time.Second, func() bool { return s.rcv.lastStatus().State == wire.Offline })
+	killed := time.Now()
+	p.Process.Signal(syscall.SIGKILL)
+	p.Wait()
+	if d := time.Since(killed); d >= window {
+		t.Fatalf("killed %v after the push: not within the window", d)
+	}
+	if b, _ := os.ReadFile(s.path); string(b) != dead {
+		t.Fatal("the config on trial is not in the file at the kill")
+	}
+
+	restarted := time.Now()
+	p = startProcess(t, bin, s.path, s.log)
+	waitUntil(t, "online again with the old config", 30*time.Second, func() bool {
+		st := s.rcv.lastStatus()
+		return st.State == wire.Online && st.ConfigHash == origHash && st.Started >= restarted.Add(-time.Second).UnixMilli()
+	})
+	if d := time.Since(restarted); d < window {
+		t.Errorf("back on the old config %v after the restart, before the %v window", d, window)
+	}
+	waitUntil(t, "the rollback reply", 10*time.Second, func() bool { return s.rcv.reply("k9", 2) != nil })
+	if r := s.rcv.reply("k9", 2)[1]; r.OK || !strings.Contains(r.Error, "rolled back") || r.ConfigHash != origHash {
+		t.Errorf("rollback reply %+v", r)
+	}
+	if b, _ := os.ReadFile(s.path); string(b) != orig {
+		t.Error("the file was not restored")
+	}
+	if !noTrialFile(s.path) {
+		t.Error("the trial file is still there after the rollback")
+	}
+	before := s.rcv.distinctSeqs()
+	waitUntil(t, "data flowing again", 10*time.Second, func() bool { return s.rcv.distinctSeqs() > before+3 })
+	p.Process.Signal(syscall.SIGTERM)
+	if err := p.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v", err)
+	}
 }
