@@ -57,6 +57,8 @@ func FuzzDecodeControl(f *testing.F) {
 	f.Add([]byte(`{"v":1,"agent":"gw","site":"s","state":"online","ts":1,"points":[{"device":"d","protocol":"modbus","points":[{"name":"t","unit":"°C","type":"int16"},{"name":""}]}]}`))
 	f.Add([]byte(`{"v":1,"agent":"gw","site":"s","state":"offline","points":[{"device":"d","points":null,"x":{}}]}`))
 	f.Add([]byte(`{"v":1,"agent":"gw","site":"s","devices":[{"id":"d","state":"ok"}],"spool":{"batches":1}}`))
+	f.Add([]byte(`{"v":1,"agent":"gw","site":"s","devices":[{"id":"d","state":"ok","errors_by_kind":{"timeout":3,"":1,"io":-1}}],"spool":{"dropped_corrupt":2,"lost_samples":1e30},"forwarder":{"samples_per_s":"NaN"}}`))
+	f.Add([]byte(`{"v":1,"agent":"gw","site":"s","devices":[{"id":"d","state":"degraded","errors_by_kind":{"timeout":3,"bad_status":1}}],"spool":{"dropped_expired":4,"dropped_corrupt":2,"lost_samples":7},"forwarder":{"samples_per_s":12.5,"batches_per_s":0.25}}`))
 	f.Add([]byte(`{"v":1,"id":"c1","name":"config","config":"agent: {}"}`))
 	f.Add([]byte(`{"v":1,"id":"c1","ok":false,"errors":["x"],"health":{"agent":"a","site":"s"}}`))
 	f.Add([]byte(`{"v":2}`))
