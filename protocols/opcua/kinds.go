@@ -15,7 +15,8 @@ import (
 type errorKinds map[string]uint64
 
 // count adds err under its kind: timeout (no answer in time, BadTimeout),
-// bad_status (the server answered with another Bad status code), io
+// bad_status (the server answered with another Bad status code, a refused
+// login included), io
 // (everything else: refused, reset, closed, a subscription gone silent).
 // The end of the agent's own context is not a failure and is not counted.
 func (k *errorKinds) count(err error) {
@@ -34,7 +35,7 @@ func errorKind(err error) string {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout(), errors.Is(err, ua.StatusBadTimeout):
 		return wire.ErrorTimeout
-	case errors.As(err, &sc) && sc != ua.StatusOK:
+	case errors.As(err, &sc) && sc != ua.StatusOK, errors.Is(err, ErrLogin):
 		return wire.ErrorBadStatus
 	}
 	return wire.ErrorIO
