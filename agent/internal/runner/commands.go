@@ -220,8 +220,12 @@ func (a *Agent) saveRemoteConfig(id string, raw, prevRaw []byte, prevHash string
 		return fmt.Errorf("keeping the previous config: %w", err)
 	}
 	if trialToo {
+		prev, err := filepath.Abs(path + ".prev") // the next start may run from elsewhere
+		if err != nil {
+			return fmt.Errorf("recording the trial: %w", err)
+		}
 		t := trial{Hash: config.Hash(raw), Started: time.Now().UTC(), RollbackAfter: a.opts.RollbackAfter.String(),
-			Prev: path + ".prev", PrevHash: prevHash, Command: id}
+			Prev: prev, PrevHash: prevHash, Command: id}
 		if err := writeTrial(path, t); err != nil {
 			return fmt.Errorf("recording the trial: %w", err)
 		}
@@ -265,11 +269,15 @@ func (a *Agent) watchBroker(ctx context.Context, w *trialWatch) {
 			return
 		case <-tick.C:
 			a.mu.Lock()
-			cur := a.applyGen
+			cur, hash := a.applyGen, a.hash
 			a.mu.Unlock()
 			if cur != w.gen {
-				a.endTrial("another config replaced the one on trial")
-				return
+				if hash == w.newHash {
+					w.gen = cur // the same file loaded again (SIGHUP): still on trial
+				} else {
+					a.endTrial("another config replaced the one on trial")
+					return
+				}
 			}
 			if f := a.forwarder(); f.Connected() && !f.ConnectedAt().Before(w.since) {
 				a.log.Info("new config reached the broker", "hash", w.newHash)

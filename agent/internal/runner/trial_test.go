@@ -343,3 +343,41 @@ func TestTrialSurvivesKill9RealProcess(t *testing.T) {
 		t.Fatalf("after SIGTERM: %v", err)
 	}
 }
+
+// SIGHUP during a trial: the same file loaded again stays on trial (and is
+// rolled back); another file ends the trial, and runs.
+func TestTrialSIGHUPDuringTrial(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out two rollback windows")
+	}
+	s := newTrialSetup(t, "trial-hup")
+	reload := make(chan struct{})
+	const window = 2 * time.Second
+	opts := s.options(window)
+	opts.Reload = reload
+	a, _ := startAgent(t, opts)
+	waitUntil(t, "connected", 10*time.Second, func() bool { return a.forwarder().Connected() })
+
+	s.rcv.command(t, wire.Command{ID: "h1", Name: wire.CmdConfig, Config: s.dead})
+	waitUntil(t, "ok reply", 10*time.Second, func() bool { return s.rcv.reply("h1", 1) != nil })
+	reload <- struct{}{}
+	waitUntil(t, "the rollback despite the reload", 10*time.Second, func() bool {
+		_, h := a.Config()
+		return h == config.Hash([]byte(s.orig))
+	})
+	if !noTrialFile(s.path) {
+		t.Error("trial file left after the rollback")
+	}
+	waitUntil(t, "the rollback reply", 10*time.Second, func() bool { return s.rcv.reply("h1", 2) != nil })
+
+	s.rcv.command(t, wire.Command{ID: "h2", Name: wire.CmdConfig, Config: s.dead})
+	waitUntil(t, "ok reply", 10*time.Second, func() bool { return s.rcv.reply("h2", 1) != nil })
+	edited := strings.Replace(s.dead, "keepalive: 2s", "keepalive: 4s", 1)
+	os.WriteFile(s.path, []byte(edited), 0o644)
+	reload <- struct{}{}
+	waitUntil(t, "the trial file removed", 5*time.Second, func() bool { return noTrialFile(s.path) })
+	time.Sleep(window + time.Second)
+	if _, h := a.Config(); h != config.Hash([]byte(edited)) || a.rollbacks.Load() != 1 {
+		t.Errorf("running %s after %d rollbacks, want the file loaded by SIGHUP and only the first rollback", h, a.rollbacks.Load())
+	}
+}
