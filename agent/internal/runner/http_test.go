@@ -166,8 +166,9 @@ func TestLocalHTTPEndpoint(t *testing.T) {
 	if code, _ := get(t, base+"/readyz"); code != 200 {
 		t.Errorf("/readyz while connected: %d", code)
 	}
-	if code, body := get(t, base+"/"); code != 200 || !strings.Contains(body, "dev2") || !strings.Contains(body, "connected") {
-		t.Errorf("status page: %d\n%s", code, body)
+	if code, body := get(t, base+"/"); code != 200 || !strings.Contains(body, "dev2") || !strings.Contains(body, "connected") ||
+		!strings.Contains(body, "<td>timeout ") || !strings.Contains(body, " samples/s") || !strings.Contains(body, " corrupt;") {
+		t.Errorf("status page (want the devices, broker, timeouts by kind, publish rate, dropped counts): %d\n%s", code, body)
 	}
 	broker.Stop()
 	waitUntil(t, "not ready without the broker", 10*time.Second, func() bool { c, _ := get(t, base+"/readyz"); return c == 503 })
