@@ -69,8 +69,9 @@ type SpoolHealth struct {
 	DroppedExpired uint64 `json:"dropped_expired"`
 	// DroppedCorrupt counts samples lost with a corrupt spool file or batch.
 	DroppedCorrupt uint64 `json:"dropped_corrupt"`
-	// LostSamples counts samples whose batch the spool refused or failed to
-	// store (disk errors), counted by the pipeline.
+	// LostSamples counts samples the pipeline could not append to the
+	// spool: refused by drop_newest (also in DroppedNewest), failed to store
+	// (disk errors), or arrived while the agent stopped.
 	LostSamples uint64 `json:"lost_samples"`
 	LastSeq     uint64 `json:"last_seq"`
 }
