@@ -315,6 +315,16 @@ func (p *pipe) read(conn pipeConn) {
 	buf := make([]byte, 0, pipeReadBuffer)
 	for {
 		n, err := conn.Read(buf[len(buf):cap(buf)])
+		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			// Go fails a read whose deadline has passed without looking
+			// at the socket: look once more, as lastLook does without
+			// pipelining, so that an answer that arrived in time but is
+			// read late (the agent not scheduled on a loaded box) is
+			// taken rather than timed out. A deadline this leaves on conn
+			// that the pipe did not set only wakes the reader early.
+			conn.SetReadDeadline(time.Now().Add(lookGrace))
+			n, err = conn.Read(buf[len(buf):cap(buf)])
+		}
 		buf = buf[:len(buf)+n]
 		p.mu.Lock()
 		if p.conn != conn {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -629,6 +630,30 @@ func TestPipeCallerDeadlineKeepsConnection(t *testing.T) {
 	if n, l := f.connections(), late.Load(); n != 1 || l != 1 {
 		t.Errorf("server saw %d connections, %d late answers counted; want 1 and 1", n, l)
 	}
+}
+
+// An answer already in the socket when the reader comes after the
+// request's deadline (the agent was not scheduled in time) is taken, not
+// counted a timeout, as lastLook does without pipelining.
+func TestPipeLastLookTakesAnAnswerReadLate(t *testing.T) {
+	client, server := tcpPair(t)
+	p := newPipe(Target{Scheme: "tcp", Address: server.LocalAddr().String()}, 8, slog.New(slog.DiscardHandler))
+	conn := client.(pipeConn)
+	c := newCall(context.Background(), readADU(1, request{table: holding, start: 7, count: 1}), time.Second)
+	c.adu[1] = 1
+	c.deadline = time.Now().Add(-time.Second)
+	p.conn = conn
+	p.inflight = append(p.inflight, c)
+	p.deadline = c.deadline
+	if _, err := server.Write(answer(c.adu)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the answer is in the client's socket
+	conn.SetReadDeadline(c.deadline)
+	p.readers.Add(1)
+	go p.read(conn)
+	defer p.close()
+	waitValue(t, p, c, 7)
 }
 
 // A context deadline before the request timeout ends the wait at the
