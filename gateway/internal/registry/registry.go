@@ -75,6 +75,9 @@ type Device struct {
 	LatencyMs float64 `json:"latency_ms"`
 	Reads     uint64  `json:"reads"`
 	Errors    uint64  `json:"errors"`
+	// ErrorsByKind is the agent's count of failed requests by kind
+	// (wire.DeviceHealth.ErrorsByKind), as of its last health message.
+	ErrorsByKind map[string]uint64 `json:"errors_by_kind,omitempty"`
 	// ErrorRate is errors per read between the last two health messages.
 	ErrorRate float64 `json:"error_rate"`
 	LastError string  `json:"last_error,omitempty"`
@@ -389,7 +392,7 @@ func (r *Registry) Health(h *wire.Health) {
 	a.Devices = a.Devices[:0:0]
 	for _, d := range h.Devices {
 		nd := Device{ID: d.ID, Protocol: d.Protocol, State: d.State, LatencyMs: d.LatencyMs,
-			Reads: d.Reads, Errors: d.Errors, LastError: d.LastError, LastOK: d.LastOK, Samples: d.Samples}
+			Reads: d.Reads, Errors: d.Errors, ErrorsByKind: d.ErrorsByKind, LastError: d.LastError, LastOK: d.LastOK, Samples: d.Samples}
 		if o, ok := old[d.ID]; ok && d.Reads >= o.Reads && d.Errors >= o.Errors {
 			dr, de := d.Reads-o.Reads, d.Errors-o.Errors
 			switch {

@@ -81,7 +81,7 @@ func TestAlertRules(t *testing.T) {
 	health := func(samples, oldestMs int64, dropped uint64, devState string) {
 		r.Health(&wire.Health{V: 1, Site: "s", Agent: "a", TS: now.UnixMilli(),
 			Spool:   wire.SpoolHealth{Samples: samples, OldestAgeMs: oldestMs, DroppedOldest: dropped},
-			Devices: []wire.DeviceHealth{{ID: "d1", State: devState, Reads: 10}}})
+			Devices: []wire.DeviceHealth{{ID: "d1", State: devState, Reads: 10, ErrorsByKind: map[string]uint64{wire.ErrorTimeout: uint64(dropped)}}}})
 	}
 	r.Status(&wire.Status{V: 1, Site: "s", Agent: "a", State: wire.Online})
 	health(0, 0, 0, wire.DeviceOK)
@@ -135,6 +135,9 @@ func TestAlertRules(t *testing.T) {
 		t.Error("no sequence_gap alert")
 	}
 	a, _, _ := r.Get("s", "a")
+	if len(a.Devices) != 1 || a.Devices[0].ErrorsByKind[wire.ErrorTimeout] != 5 {
+		t.Errorf("devices %+v: want the last health's errors by kind (timeout 5)", a.Devices)
+	}
 	if a.Seq.Gaps != 2 {
 		t.Errorf("gaps %d, want 2", a.Seq.Gaps)
 	}

@@ -514,7 +514,8 @@
         h('td', {}, d.id), h('td', {}, d.protocol || '—'), h('td', {}, deviceBadge(d.state)),
         h('td', { class: 'num' }, T('unit.ms', fmtNum(d.latency_ms || 0, 1))),
         h('td', { class: 'num' + (d.error_rate > 0 ? ' hot' : '') }, fmtNum((d.error_rate || 0) * 100, 1) + ' %'),
-        h('td', { class: 'num' }, fmtInt(d.reads)), h('td', { class: 'num' }, fmtInt(d.errors)),
+        h('td', { class: 'num' }, fmtInt(d.reads)),
+        h('td', { class: 'num', title: Object.entries(d.errors_by_kind || {}).map(([k, n]) => k + ' ' + fmtInt(n)).join(', ') }, fmtInt(d.errors)),
         h('td', { title: fmtTime(d.last_ok) }, ago(d.last_ok)),
         h('td', { class: 'err-text' }, d.last_error || ''))));
       $('devices-empty').hidden = devs.length > 0;
