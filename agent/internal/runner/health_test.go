@@ -125,3 +125,27 @@ func TestHealthErrorsByKind(t *testing.T) {
 		}
 	}
 }
+
+// The publish rate runs from the agent's start until the first health
+// message is published, then from one published message to the next; a
+// counter that went back (a new forwarder after a config change) counts
+// from zero, and a message older than the last one published is ignored.
+func TestPublishRate(t *testing.T) {
+	start := time.UnixMilli(1_000_000)
+	var r publishRate
+	fh := func(b, s uint64) wire.ForwardHealth { return wire.ForwardHealth{PublishedBatch: b, PublishedSamp: s} }
+	check := func(what string, now time.Time, f wire.ForwardHealth, wantB, wantS float64) {
+		t.Helper()
+		if b, s := r.since(start, now, f); math.Abs(b-wantB) > 1e-9 || math.Abs(s-wantS) > 1e-9 {
+			t.Errorf("%s: %v batches/s, %v samples/s; want %v, %v", what, b, s, wantB, wantS)
+		}
+	}
+	check("from start", start.Add(4*time.Second), fh(2, 100), 0.5, 25)
+	check("at start", start, fh(0, 0), 0, 0)
+	r.published(wire.Health{TS: start.Add(4 * time.Second).UnixMilli(), Forwarder: fh(2, 100)})
+	check("from the message", start.Add(6*time.Second), fh(6, 300), 2, 100)
+	r.published(wire.Health{TS: start.Add(10 * time.Second).UnixMilli(), Forwarder: fh(10, 500)})
+	r.published(wire.Health{TS: start.Add(8 * time.Second).UnixMilli(), Forwarder: fh(8, 400)}) // older: ignored
+	check("counters reset", start.Add(12*time.Second), fh(1, 40), 0.5, 20)
+	check("no publish", start.Add(20*time.Second), fh(10, 500), 0, 0)
+}
