@@ -157,13 +157,9 @@ func (l *link) open(ctx context.Context, timeout time.Duration) error {
 		l.log.Debug("serial port open", "target", l.target.String())
 		return nil
 	}
-	d := net.Dialer{Timeout: timeout}
-	c, err := d.DialContext(ctx, "tcp", l.target.Address)
+	c, err := dialTCP(ctx, l.target, timeout)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &dialError{err}
+		return err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		l.conn = newRawTCP(tc)
@@ -172,6 +168,20 @@ func (l *link) open(ctx context.Context, timeout time.Duration) error {
 	}
 	l.log.Debug("connected", "target", l.target.String())
 	return nil
+}
+
+// dialTCP opens a TCP connection to t. Its error is ctx's when ctx ended,
+// else a dialError.
+func dialTCP(ctx context.Context, t Target, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", t.Address)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &dialError{err}
+	}
+	return c, nil
 }
 
 // drop closes the connection so that the next request dials again; a late

@@ -150,13 +150,9 @@ func (p *pipe) openLocked(ctx context.Context, timeout time.Duration) error {
 	if p.conn != nil {
 		return nil
 	}
-	d := net.Dialer{Timeout: timeout}
-	c, err := d.DialContext(ctx, "tcp", p.target.Address)
+	c, err := dialTCP(ctx, p.target, timeout)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &dialError{err}
+		return err
 	}
 	tc, ok := c.(*net.TCPConn)
 	var conn pipeConn
