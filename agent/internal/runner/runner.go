@@ -214,13 +214,16 @@ func (a *Agent) startForwarder(cfg *config.Agent) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	// The agent knows its forwarder before it runs: the forwarder's
+	// OnConnect publishes health, which reads a.fwd, and a broker on the
+	// same box can answer before the goroutine below is even scheduled.
+	a.mu.Lock()
+	a.fwd, a.fwdStop, a.fwdDone = fwd, cancel, done
+	a.mu.Unlock()
 	go func() {
 		defer close(done)
 		fwd.Run(ctx)
 	}()
-	a.mu.Lock()
-	a.fwd, a.fwdStop, a.fwdDone = fwd, cancel, done
-	a.mu.Unlock()
 	return nil
 }
 
