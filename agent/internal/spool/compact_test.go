@@ -3,6 +3,7 @@ package spool
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 func fileSize(t *testing.T, path string) int64 {
@@ -66,7 +67,11 @@ func TestCompactAfterDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, s, 1, 1, 10) // the committer checks after a commit
+	// ... after it has answered the append: wait for the check to run.
 	st := s.Stats()
+	for deadline := time.Now().Add(10 * time.Second); st.Compactions == 0 && time.Now().Before(deadline); st = s.Stats() {
+		time.Sleep(10 * time.Millisecond)
+	}
 	small := fileSize(t, path)
 	t.Logf("file %d bytes with the backlog, %d after draining and compacting", big, small)
 	if st.Compactions != 1 || small > big/10 {
