@@ -157,10 +157,8 @@ func newDriver(p *Pool, device string, cfg DeviceConfig, points []Point, t Targe
 		d.lim.maxGap = *cfg.MaxGap
 	}
 	if cfg.MaxInflight != nil {
-		if n := *cfg.MaxInflight; n < 1 || n > MaxInflightLimit {
-			return nil, fmt.Errorf("device %q: max_inflight %d: want 1..%d", device, n, MaxInflightLimit)
-		} else if n > 1 && t.Scheme != "tcp" {
-			return nil, fmt.Errorf("device %q: max_inflight %d: only tcp:// targets carry several requests at once (%s frames have no transaction id)", device, n, t.Scheme)
+		if msg := maxInflightProblem(*cfg.MaxInflight, t.Scheme); msg != "" {
+			return nil, fmt.Errorf("device %q: max_inflight %s", device, msg)
 		}
 	}
 	d.log = p.log.With("device", device)
@@ -519,11 +517,7 @@ func (d *Driver) readPiped(ctx context.Context, p *pipe, r request, first *call,
 		if err == nil {
 			data, err = readData(ans)
 		}
-		if err == nil && len(data) != want {
-			err = fmt.Errorf("%w: %d data bytes, want %d", ErrFrame, len(data), want)
-		}
-		d.record(err, rtt)
-		if err == nil {
+		if err = d.attempted(data, err, want, rtt); err == nil {
 			return data, nil
 		}
 		if err = d.retry(ctx, err, attempt, &backoff); err != nil {
@@ -572,18 +566,23 @@ func (d *Driver) exchange(ctx context.Context, do func(gb.Client) ([]byte, error
 		t0 := time.Now()
 		data, err := do(client)
 		rtt := time.Since(t0)
-		err = d.classify(err)
-		if err == nil && want >= 0 && len(data) != want {
-			err = fmt.Errorf("%w: %d data bytes, want %d", ErrFrame, len(data), want)
-		}
-		d.record(err, rtt)
-		if err == nil {
+		if err = d.attempted(data, d.classify(err), want, rtt); err == nil {
 			return data, nil
 		}
 		if err = d.retry(ctx, err, attempt, &backoff); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// attempted checks an attempt's answer length against want (-1: any) and
+// counts the attempt; it returns the attempt's error.
+func (d *Driver) attempted(data []byte, err error, want int, rtt time.Duration) error {
+	if err == nil && want >= 0 && len(data) != want {
+		err = fmt.Errorf("%w: %d data bytes, want %d", ErrFrame, len(data), want)
+	}
+	d.record(err, rtt)
+	return err
 }
 
 // retry decides after attempt (0 first) failed with err whether to try

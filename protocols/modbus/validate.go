@@ -88,14 +88,23 @@ func (c *DeviceConfig) Validate() []protocols.FieldError {
 	}
 	if c.MaxInflight != nil {
 		scheme, _, _ := strings.Cut(c.Target, "://")
-		switch n := *c.MaxInflight; {
-		case n < 1 || n > MaxInflightLimit:
-			errs = append(errs, cfgFieldErr("max_inflight", "%d is out of range; allowed 1..%d (1: one request at a time)", n, MaxInflightLimit))
-		case n > 1 && !strings.EqualFold(scheme, "tcp"):
-			errs = append(errs, cfgFieldErr("max_inflight", "%d needs a tcp:// target; %s frames carry no transaction id, so the line carries one request at a time: leave max_inflight out or set 1", n, cfgOr(scheme, "this target's")))
+		if msg := maxInflightProblem(*c.MaxInflight, scheme); msg != "" {
+			errs = append(errs, cfgFieldErr("max_inflight", "%s", msg))
 		}
 	}
 	return errs
+}
+
+// maxInflightProblem says what is wrong with max_inflight n on a target of
+// scheme, or "" when nothing is: one rule for config check and the driver.
+func maxInflightProblem(n int, scheme string) string {
+	switch {
+	case n < 1 || n > MaxInflightLimit:
+		return fmt.Sprintf("%d is out of range; allowed 1..%d (1: one request at a time)", n, MaxInflightLimit)
+	case n > 1 && !strings.EqualFold(scheme, "tcp"):
+		return fmt.Sprintf("%d needs a tcp:// target; %s frames carry no transaction id, so the line carries one request at a time: leave max_inflight out or set 1", n, cfgOr(scheme, "this target's"))
+	}
+	return ""
 }
 
 // validateTarget checks tcp://host[:port], rtuovertcp://host[:port] (port
